@@ -1,0 +1,270 @@
+"""The one typed settings object, read from `RECS_*` environment variables once at startup.
+
+Every field documents itself (`help` metadata); docs/configuration.md lists them all and a
+test keeps that page in step with this file. Secrets are masked when settings are logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from app.domain import EventType
+
+ENV_PREFIX = "RECS_"
+
+Backend = Literal["auto", "embedded", "remote"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or inconsistent: the service refuses to start."""
+
+
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    if isinstance(default, list | dict):
+        return field(
+            default_factory=lambda: type(default)(default),
+            metadata={"help": help, "secret": secret},
+        )
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+DEFAULT_EVENT_WEIGHTS = {
+    EventType.VIEW.value: 1.0,
+    EventType.FAVORITE.value: 3.0,
+    EventType.MESSAGE.value: 4.0,
+    EventType.ADD_TO_CART.value: 5.0,
+    EventType.PURCHASE.value: 8.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- Serving -----------------------------------------------------------------------
+    host: str = _setting("127.0.0.1", "Interface uvicorn binds (0.0.0.0 in containers).")
+    port: int = _setting(8000, "HTTP port.")
+    backend: Backend = _setting(
+        "auto",
+        "Where data comes from: `remote` (ScyllaDB, DynamoDB, catalog service), `embedded` "
+        "(in-process, from data files) or `auto` (remote when RECS_SCYLLA_HOSTS is set).",
+    )
+    embedded_data_dir: str = _setting(
+        "data/demo",
+        "Embedded backend: folder with neighbours.csv[.gz], popular.csv[.gz], catalog.jsonl "
+        "and interactions.csv[.gz].",
+    )
+    request_deadline_ms: int = _setting(
+        250, "Overall budget of one request; every dependency call gets what remains of it."
+    )
+    max_in_flight: int = _setting(
+        256, "Requests served at once; beyond it a fast 503 instead of an unbounded queue."
+    )
+    max_body_bytes: int = _setting(262_144, "Largest accepted request body (413 beyond it).")
+    # --- ScyllaDB / Cassandra (CQL) ----------------------------------------------------
+    scylla_hosts: list[str] = _setting([], "CQL contact points, comma-separated.")
+    scylla_port: int = _setting(9042, "CQL native transport port.")
+    scylla_keyspace: str = _setting("recs", "Keyspace holding the model tables.")
+    scylla_local_dc: str = _setting("datacenter1", "Local datacenter for token-aware routing.")
+    scylla_protocol_version: int = _setting(
+        4, "CQL protocol version (ScyllaDB speaks 4; the local Cassandra 5 stack uses 5)."
+    )
+    scylla_username: str = _setting("", "CQL username (empty: no authentication).")
+    scylla_password: str = _setting("", "CQL password.", secret=True)
+    scylla_replication: str = _setting(
+        "NetworkTopologyStrategy:datacenter1=1",
+        "Keyspace replication for `recs schema apply`: `SimpleStrategy:<rf>` or "
+        "`NetworkTopologyStrategy:<dc>=<rf>[,<dc>=<rf>...]`.",
+    )
+    scylla_timeout_ms: int = _setting(100, "Per-query timeout of a CQL read.")
+    scylla_connect_timeout_ms: int = _setting(5000, "CQL connection timeout at startup.")
+    scylla_executor_threads: int = _setting(
+        8, "Threads in the pool that runs blocking CQL reads (one hop per request)."
+    )
+    scylla_in_chunk: int = _setting(
+        100,
+        "Partition keys per IN query (ScyllaDB's max_partition_key_restrictions_per_query "
+        "defaults to 100).",
+    )
+    # --- DynamoDB ----------------------------------------------------------------------
+    dynamodb_endpoint_url: str = _setting(
+        "", "DynamoDB endpoint (empty: the AWS regional endpoint; DynamoDB Local in the stack)."
+    )
+    dynamodb_region: str = _setting("us-east-1", "AWS region of the DynamoDB table.")
+    dynamodb_table: str = _setting("recs_user_events", "Table of user interactions.")
+    dynamodb_timeout_ms: int = _setting(100, "Per-call DynamoDB timeout.")
+    dynamodb_max_connections: int = _setting(64, "Connection pool size of the DynamoDB client.")
+    history_limit: int = _setting(50, "Recent interactions read per user (newest first).")
+    event_retention_days: int = _setting(90, "TTL of stored interactions, in days.")
+    # --- Catalog service ---------------------------------------------------------------
+    catalog_url: str = _setting("", "Base URL of the item catalog service.")
+    catalog_timeout_ms: int = _setting(80, "Per-call catalog timeout.")
+    catalog_max_connections: int = _setting(64, "Connection pool size of the catalog client.")
+    catalog_cache_ttl_s: float = _setting(30.0, "How long catalog metadata is cached (0: off).")
+    catalog_cache_mb: int = _setting(64, "Memory bound of the catalog metadata cache.")
+    # --- Caches and model versions -----------------------------------------------------
+    neighbour_cache_mb: int = _setting(
+        256, "Memory bound of the in-process neighbour-list cache (0: off)."
+    )
+    model_refresh_s: float = _setting(
+        5.0, "How often the active model versions are re-read from ScyllaDB."
+    )
+    model_versions_kept: int = _setting(
+        3, "Published versions kept loadable per model (older ones are cleaned up)."
+    )
+    # --- Ranking -----------------------------------------------------------------------
+    event_weights: dict[str, float] = _setting(
+        DEFAULT_EVENT_WEIGHTS,
+        "Weight of each event type, as `view=1,favorite=3,...`; every type must be listed.",
+    )
+    recency_half_life_ms: int = _setting(
+        3 * 24 * 3600 * 1000, "Half-life of an interaction's weight in the feed, in ms."
+    )
+    max_per_category: int = _setting(5, "Diversity cap: most items of one category per page.")
+    max_per_seller: int = _setting(2, "Diversity cap: most items of one seller per page.")
+    similar_region_weight: float = _setting(
+        0.3,
+        "Similar items with `region`: weight of the region match in the blend "
+        "(1 - w goes to similarity).",
+    )
+    default_limit: int = _setting(20, "Items per page when `limit` is not given.")
+    max_limit: int = _setting(200, "Largest accepted `limit`.")
+    max_exclude: int = _setting(500, "Most ids accepted in `exclude`.")
+    cursor_max_items: int = _setting(
+        1000, "Most items one cursor chain serves; the feed ends there (next_cursor null)."
+    )
+    # --- Runtime -----------------------------------------------------------------------
+    gc_thresholds: list[int] = _setting(
+        [7000, 20, 20], "gc.set_threshold at startup (CPython's defaults are 700,10,10)."
+    )
+    gc_freeze: bool = _setting(
+        True, "gc.freeze() after startup so long-lived objects leave the collector's scans."
+    )
+    api_keys: list[str] = _setting(
+        [], "Accepted API keys (Bearer), comma-separated; required by write endpoints.", secret=True
+    )
+    require_key_for_reads: bool = _setting(False, "Also require an API key on read endpoints.")
+    log_level: LogLevel = _setting("info", "Log level.")
+    access_log: bool = _setting(False, "One log line per request (costs throughput).")
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def use_remote(self) -> bool:
+        if self.backend == "auto":
+            return bool(self.scylla_hosts)
+        return self.backend == "remote"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = ENV_PREFIX + f.name.upper()
+            if name in env:
+                try:
+                    values[f.name] = _parse(hints[f.name], env[name])
+                except ValueError as exc:
+                    raise SettingsError(f"{name}: {exc}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        positive = (
+            "port",
+            "request_deadline_ms",
+            "max_in_flight",
+            "max_body_bytes",
+            "scylla_timeout_ms",
+            "scylla_executor_threads",
+            "dynamodb_timeout_ms",
+            "catalog_timeout_ms",
+            "history_limit",
+            "default_limit",
+            "max_limit",
+            "recency_half_life_ms",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if not 1 <= self.scylla_in_chunk <= 100:
+            raise SettingsError(f"{ENV_PREFIX}SCYLLA_IN_CHUNK must be within 1..100")
+        if self.default_limit > self.max_limit:
+            raise SettingsError(f"{ENV_PREFIX}DEFAULT_LIMIT exceeds {ENV_PREFIX}MAX_LIMIT")
+        if set(self.event_weights) != {e.value for e in EventType}:
+            raise SettingsError(
+                f"{ENV_PREFIX}EVENT_WEIGHTS must give a weight to each of "
+                + ", ".join(e.value for e in EventType)
+            )
+        if len(self.gc_thresholds) != 3 or min(self.gc_thresholds) < 0:
+            raise SettingsError(f"{ENV_PREFIX}GC_THRESHOLDS needs three non-negative integers")
+        if not 0.0 <= self.similar_region_weight <= 1.0:
+            raise SettingsError(f"{ENV_PREFIX}SIMILAR_REGION_WEIGHT must be within 0..1")
+        if self.backend == "remote" and not self.scylla_hosts:
+            raise SettingsError(f"{ENV_PREFIX}SCYLLA_HOSTS is required with the remote backend")
+        if self.use_remote and not self.catalog_url:
+            raise SettingsError(f"{ENV_PREFIX}CATALOG_URL is required with the remote backend")
+
+    def public_dict(self) -> dict[str, Any]:
+        """Effective settings for the startup log, with secrets masked."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            out[f.name] = value
+        return out
+
+
+def _parse(hint: Any, raw: str) -> Any:
+    raw = raw.strip()
+    origin = get_origin(hint)
+    if hint is bool:
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {raw!r}")
+    if hint is int:
+        return int(raw)
+    if hint is float:
+        return float(raw)
+    if hint is str:
+        return raw
+    if origin is Literal:
+        choices = get_args(hint)
+        if raw not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return raw
+    if origin is list:
+        (item,) = get_args(hint)
+        return [_parse(item, part) for part in raw.split(",") if part.strip()]
+    if origin is dict:
+        _, value_type = get_args(hint)
+        out: dict[str, Any] = {}
+        for part in raw.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(f"expected key=value pairs, got {part!r}")
+            out[key.strip()] = _parse(value_type, value)
+        return out
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no such fields today
+        raise ValueError("union settings are not supported")
+    raise ValueError(f"unsupported setting type {hint!r}")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(Settings)

@@ -1,0 +1,79 @@
+"""Value types shared by every layer: ids, event types, interactions, catalog items.
+
+Pure data, no I/O. Time is an integer count of epoch milliseconds everywhere
+(`ts_ms`): it crosses DynamoDB, CSV files and JSON unchanged, with no time zone
+or datetime parsing on the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+# Item, user and event ids: what the API, the loaders and the stores accept.
+MAX_ID_LENGTH: Final = 64
+ID_CHARSET_DESCRIPTION: Final = "1 to 64 characters from A-Z a-z 0-9 and _ . : -"
+_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+# 2000-01-01T00:00:00Z: no interaction in this marketplace predates it.
+MIN_TS_MS: Final = 946_684_800_000
+
+
+def is_valid_id(value: str) -> bool:
+    return _ID_RE.fullmatch(value) is not None
+
+
+class EventType(StrEnum):
+    """What a user did with an item, weakest signal first."""
+
+    VIEW = "view"
+    FAVORITE = "favorite"
+    MESSAGE = "message"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+
+
+EVENT_TYPE_NAMES: Final = frozenset(e.value for e in EventType)
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One thing a user did: the unit the feed reads and the events endpoint writes."""
+
+    item_id: str
+    event_type: str
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    """Item metadata from the catalog (the marketplace's listing service)."""
+
+    item_id: str
+    title: str | None = None
+    category: str | None = None
+    price: float | None = None
+    region: str | None = None
+    seller_id: str | None = None
+    active: bool = True
+
+
+# Popular-list segments: `global`, `category:<name>` or `region:<name>`.
+GLOBAL_SEGMENT: Final = "global"
+
+
+def category_segment(category: str) -> str:
+    return f"category:{category}"
+
+
+def region_segment(region: str) -> str:
+    return f"region:{region}"
+
+
+def is_valid_segment(segment: str) -> bool:
+    if segment == GLOBAL_SEGMENT:
+        return True
+    kind, sep, name = segment.partition(":")
+    return bool(sep) and kind in ("category", "region") and is_valid_id(name)

@@ -1,0 +1,57 @@
+import pytest
+
+from app.config import DEFAULT_EVENT_WEIGHTS, Settings, SettingsError
+
+
+def test_defaults_are_valid_and_embedded() -> None:
+    settings = Settings.from_env({})
+    assert not settings.use_remote
+    assert settings.gc_thresholds == [7000, 20, 20]
+    assert settings.event_weights == DEFAULT_EVENT_WEIGHTS
+
+
+def test_reads_typed_values_from_recs_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "RECS_SCYLLA_HOSTS": "10.0.0.1, 10.0.0.2",
+            "RECS_CATALOG_URL": "http://catalog",
+            "RECS_PORT": "9000",
+            "RECS_GC_FREEZE": "false",
+            "RECS_SIMILAR_REGION_WEIGHT": "0.5",
+            "RECS_EVENT_WEIGHTS": "view=1,favorite=2,message=3,add_to_cart=4,purchase=10",
+            "RECS_BACKEND": "auto",
+        }
+    )
+    assert settings.use_remote
+    assert settings.scylla_hosts == ["10.0.0.1", "10.0.0.2"]
+    assert settings.port == 9000 and settings.gc_freeze is False
+    assert settings.similar_region_weight == 0.5
+    assert settings.event_weights["purchase"] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RECS_PORT": "eighty"}, "RECS_PORT"),
+        ({"RECS_BACKEND": "cloud"}, "RECS_BACKEND"),
+        ({"RECS_GC_FREEZE": "maybe"}, "RECS_GC_FREEZE"),
+        ({"RECS_EVENT_WEIGHTS": "view=1"}, "RECS_EVENT_WEIGHTS"),
+        ({"RECS_GC_THRESHOLDS": "1,2"}, "RECS_GC_THRESHOLDS"),
+        ({"RECS_SCYLLA_IN_CHUNK": "500"}, "RECS_SCYLLA_IN_CHUNK"),
+        ({"RECS_MAX_LIMIT": "0"}, "RECS_MAX_LIMIT"),
+        ({"RECS_BACKEND": "remote"}, "RECS_SCYLLA_HOSTS"),
+        ({"RECS_SCYLLA_HOSTS": "h"}, "RECS_CATALOG_URL"),
+    ],
+)
+def test_bad_settings_refuse_to_start_naming_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_public_dict_masks_secrets() -> None:
+    settings = Settings.from_env({"RECS_API_KEYS": "k1,k2", "RECS_SCYLLA_PASSWORD": "pw"})
+    shown = settings.public_dict()
+    assert shown["api_keys"] == "***" and shown["scylla_password"] == "***"
+    assert shown["port"] == 8000
