@@ -1,0 +1,1 @@
+"""The pure ranking core: scoring, filtering, diversity, fallbacks and paging. No I/O here."""

@@ -1,0 +1,153 @@
+"""From ranked candidates to one page: eligibility, filters, diversity caps and popular fill."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from app.domain import GLOBAL_SEGMENT, CatalogItem, category_segment, region_segment
+from app.ranking.types import SOURCE_POPULAR, Scored, ScoredList
+
+
+@dataclass(frozen=True, slots=True)
+class PageRules:
+    limit: int
+    max_per_category: int
+    max_per_seller: int
+    category: str | None = None
+    region: str | None = None
+
+
+def assemble_page(
+    primary: Iterable[Scored],
+    fallback: Iterable[Scored],
+    *,
+    catalog: Mapping[str, CatalogItem],
+    catalog_available: bool,
+    drop: Container[str],
+    rules: PageRules,
+) -> list[Scored]:
+    """Pick up to `rules.limit` items: primary candidates first, then the fallback ones.
+
+    An item is skipped when dropped (seen, excluded, already served), inactive, outside the
+    filters, or over a diversity cap (at most N per category and per seller). Items skipped
+    only for a cap come back, in order, when the page would otherwise be short: a full page
+    beats a perfectly diverse short one. With a category filter the category cap is moot.
+    """
+    page: list[Scored] = []
+    chosen: set[str] = set()
+    capped: list[Scored] = []
+    per_category: dict[str, int] = {}
+    per_seller: dict[str, int] = {}
+    cap_categories = rules.category is None
+
+    for candidate in _chain(primary, fallback):
+        item_id = candidate.item_id
+        if item_id in chosen or item_id in drop:
+            continue
+        meta = catalog.get(item_id)
+        if not _eligible(candidate, meta, rules, catalog_available):
+            continue
+        if meta is not None:
+            category = meta.category if cap_categories else None
+            seller = meta.seller_id
+            if (
+                category is not None and per_category.get(category, 0) >= rules.max_per_category
+            ) or (seller is not None and per_seller.get(seller, 0) >= rules.max_per_seller):
+                capped.append(candidate)
+                chosen.add(item_id)
+                continue
+            if category is not None:
+                per_category[category] = per_category.get(category, 0) + 1
+            if seller is not None:
+                per_seller[seller] = per_seller.get(seller, 0) + 1
+        page.append(candidate)
+        chosen.add(item_id)
+        if len(page) >= rules.limit:
+            return page
+    page.extend(capped[: rules.limit - len(page)])
+    return page
+
+
+def _chain(first: Iterable[Scored], second: Iterable[Scored]) -> Iterable[Scored]:
+    yield from first
+    yield from second
+
+
+def _eligible(
+    candidate: Scored,
+    meta: CatalogItem | None,
+    rules: PageRules,
+    catalog_available: bool,
+) -> bool:
+    if meta is None:
+        if catalog_available:
+            # The catalog answered and does not know the item: the listing is gone.
+            return False
+        # Catalog down: segment membership is the only evidence a filter holds.
+        if rules.category is not None and candidate.segment != category_segment(rules.category):
+            return False
+        return rules.region is None or candidate.segment == region_segment(rules.region)
+    if not meta.active:
+        return False
+    if rules.category is not None and meta.category != rules.category:
+        return False
+    return rules.region is None or meta.region == rules.region
+
+
+def popular_segments(category: str | None, region: str | None) -> list[str]:
+    """Popular lists to fill from, most specific first, ending with the global list."""
+    segments = []
+    if region is not None:
+        segments.append(region_segment(region))
+    if category is not None:
+        segments.append(category_segment(category))
+    segments.append(GLOBAL_SEGMENT)
+    return segments
+
+
+def popular_candidates(
+    lists: Mapping[str, ScoredList],
+    segments: Sequence[str],
+    *,
+    drop: Container[str],
+    count: int,
+) -> list[Scored]:
+    """Up to `count` distinct popular items from `segments` in order, skipping dropped ones."""
+    out: list[Scored] = []
+    seen: set[str] = set()
+    for segment in segments:
+        ranked = lists.get(segment)
+        if ranked is None:
+            continue
+        for item_id, score in zip(ranked.item_ids, ranked.scores, strict=True):
+            if item_id in seen or item_id in drop:
+                continue
+            seen.add(item_id)
+            out.append(Scored(item_id, score, SOURCE_POPULAR, segment))
+            if len(out) >= count:
+                return out
+    return out
+
+
+def preferred_category_and_region(
+    item_ids: Iterable[str], catalog: Mapping[str, CatalogItem]
+) -> tuple[str | None, str | None]:
+    """The category and region a user interacts with most, from their items' metadata."""
+    categories: dict[str, int] = {}
+    regions: dict[str, int] = {}
+    for item_id in item_ids:
+        meta = catalog.get(item_id)
+        if meta is None:
+            continue
+        if meta.category is not None:
+            categories[meta.category] = categories.get(meta.category, 0) + 1
+        if meta.region is not None:
+            regions[meta.region] = regions.get(meta.region, 0) + 1
+    return _most_common(categories), _most_common(regions)
+
+
+def _most_common(counts: Mapping[str, int]) -> str | None:
+    if not counts:
+        return None
+    return min(counts, key=lambda key: (-counts[key], key))

@@ -1,0 +1,65 @@
+from app.config import DEFAULT_EVENT_WEIGHTS
+from app.domain import Interaction
+from app.ranking.scoring import normalized, score_candidates, seed_weights, top_candidates
+from app.ranking.types import ScoredList
+
+DAY = 86_400_000
+NOW = 1_800_000_000_000
+
+
+def weights(*interactions: Interaction, half_life_ms: int = DAY) -> dict[str, float]:
+    return seed_weights(
+        interactions, now_ms=NOW, event_weights=DEFAULT_EVENT_WEIGHTS, half_life_ms=half_life_ms
+    )
+
+
+def test_stronger_events_weigh_more_than_views() -> None:
+    w = weights(
+        Interaction("viewed", "view", NOW),
+        Interaction("favorited", "favorite", NOW),
+        Interaction("messaged", "message", NOW),
+        Interaction("carted", "add_to_cart", NOW),
+        Interaction("bought", "purchase", NOW),
+    )
+    assert w["viewed"] < w["favorited"] < w["messaged"] < w["carted"] < w["bought"]
+
+
+def test_weight_halves_every_half_life() -> None:
+    w = weights(Interaction("fresh", "view", NOW), Interaction("old", "view", NOW - 2 * DAY))
+    assert w["fresh"] == 1.0
+    assert abs(w["old"] - 0.25) < 1e-12
+
+
+def test_repeated_interactions_add_up_and_future_events_count_as_fresh() -> None:
+    w = weights(
+        Interaction("a", "view", NOW),
+        Interaction("a", "view", NOW),
+        Interaction("skewed", "view", NOW + 5_000),
+    )
+    assert w["a"] == 2.0
+    assert w["skewed"] == 1.0
+
+
+def test_unknown_event_types_are_ignored() -> None:
+    assert weights(Interaction("a", "shared", NOW)) == {}
+
+
+def test_candidates_score_by_seed_weight_times_similarity() -> None:
+    lists = {
+        "seed1": ScoredList(("x", "y"), (0.5, 0.1)),
+        "seed2": ScoredList(("y",), (1.0,)),
+    }
+    scores = score_candidates({"seed1": 2.0, "seed2": 1.0, "no-list": 5.0}, lists)
+    assert scores == {"x": 1.0, "y": 0.2 + 1.0}
+
+
+def test_top_candidates_drop_and_break_ties_by_id() -> None:
+    ranked = top_candidates({"b": 1.0, "a": 1.0, "c": 3.0, "seen": 9.0}, drop={"seen"}, count=2)
+    assert [(c.item_id, c.score) for c in ranked] == [("c", 3.0), ("a", 1.0)]
+    assert all(c.source == "personalized" for c in ranked)
+
+
+def test_normalized_scales_best_to_one() -> None:
+    assert normalized([2.0, 1.0, 0.0]) == [1.0, 0.5, 0.0]
+    assert normalized([0.0, 0.0]) == [0.0, 0.0]
+    assert normalized([]) == []
