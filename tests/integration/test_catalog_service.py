@@ -2,66 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from tests.support import CatalogProcess
+
 pytestmark = pytest.mark.integration
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "catalog_service.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class CatalogProcess:
-    """One catalog_service process on a free port; ``restart`` keeps the data file."""
-
-    data: Path
-    delay_ms: int = 0
-    port: int = field(default_factory=_free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [sys.executable, str(SCRIPT), "--port", str(self.port), "--data", str(self.data)]
-        if self.delay_ms:
-            command += ["--delay-ms", str(self.delay_ms)]
-        self.process = subprocess.Popen(command)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "catalog_service exited during start-up"
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError("catalog_service did not answer /healthz within 15 s")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture

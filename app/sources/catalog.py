@@ -1,0 +1,94 @@
+"""The item catalog client: metadata for many items in one batched HTTP call.
+
+It knows the catalog only by base URL and response contract:
+
+    GET {base}/items?ids=a,b,c  ->  200 {"items": [{"item_id", "title", "category", "price",
+                                                    "region", "seller_id", "active"}, ...]}
+
+Unknown ids are simply absent. The client takes a ready `httpx.AsyncClient` (built once in the
+lifespan by `build_http_client`), so tests can hand it any transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from app.domain import CatalogItem
+
+# The reference catalog accepts up to 500 ids per call; larger lookups go out concurrently.
+MAX_IDS_PER_CALL: Final = 500
+
+
+class CatalogError(RuntimeError):
+    """The catalog answered with something other than its contract."""
+
+
+class HttpCatalog:
+    """Implements `CatalogReader` over HTTP."""
+
+    def __init__(self, client: httpx.AsyncClient, *, max_ids_per_call: int = MAX_IDS_PER_CALL):
+        self._client = client
+        self._max_ids = max_ids_per_call
+
+    async def items(self, item_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        if not item_ids:
+            return {}
+        if len(item_ids) <= self._max_ids:
+            return await self._fetch(item_ids)
+        chunks = [
+            item_ids[start : start + self._max_ids]
+            for start in range(0, len(item_ids), self._max_ids)
+        ]
+        found: dict[str, CatalogItem] = {}
+        for part in await asyncio.gather(*(self._fetch(chunk) for chunk in chunks)):
+            found.update(part)
+        return found
+
+    async def _fetch(self, item_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        response = await self._client.get("/items", params={"ids": ",".join(item_ids)})
+        if response.status_code != 200:
+            raise CatalogError(f"catalog answered {response.status_code}")
+        try:
+            rows = orjson.loads(response.content)["items"]
+            return {row["item_id"]: _item(row) for row in rows}
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CatalogError(f"catalog response breaks the contract: {exc}") from None
+
+
+def _item(row: dict[str, Any]) -> CatalogItem:
+    price = row.get("price")
+    return CatalogItem(
+        item_id=row["item_id"],
+        title=row.get("title"),
+        category=row.get("category"),
+        price=float(price) if price is not None else None,
+        region=row.get("region"),
+        seller_id=row.get("seller_id"),
+        active=bool(row.get("active", True)),
+    )
+
+
+def build_http_client(
+    base_url: str, *, timeout_s: float, max_connections: int
+) -> httpx.AsyncClient:
+    """An httpx client on the aiohttp transport, keep-alive pool sized from settings.
+
+    httpx's default transport costs about 1.2 to 2 ms of CPU per call on this machine against
+    about 0.4 ms through aiohttp (docs/performance.md has the measurement).
+    """
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return httpx.AsyncClient(
+        base_url=base_url,
+        transport=AiohttpTransport(limits=limits),
+        timeout=httpx.Timeout(timeout_s),
+        limits=limits,
+    )

@@ -1,0 +1,154 @@
+"""ScyllaDB (CQL) read side: model versions, neighbour lists and popular lists.
+
+The driver's calls block, so every read runs in a dedicated thread pool: one hop per request
+for all of its keys, never a query per interaction on the event loop (docs/threadpool.md).
+Inside that hop, the keys go as IN queries of at most `scylla_in_chunk` partition keys
+(ScyllaDB's `max_partition_key_restrictions_per_query` is 100), all chunks in flight at once.
+docs/performance.md compares this with concurrent single-key statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from app.config import Settings
+from app.ranking.types import ScoredList
+from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+def connect(settings: Settings, *, keyspace: str | None = None) -> tuple[Any, Any]:
+    """Build the cluster and session (blocking: call from a thread or at startup).
+
+    Token-aware routing over the local datacenter, the cheapest row factory (tuples), an
+    explicit protocol version, and the libev reactor when the driver was built with it.
+    """
+    from cassandra import ConsistencyLevel
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.query import tuple_factory
+
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.scylla_local_dc)
+        ),
+        row_factory=tuple_factory,
+        request_timeout=settings.scylla_timeout_ms / 1000,
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+    )
+    kwargs: dict[str, Any] = {}
+    try:
+        from cassandra.io.libevreactor import LibevConnection
+
+        kwargs["connection_class"] = LibevConnection
+    except ImportError:  # pragma: no cover - the scylla-driver wheels ship libev
+        log.warning("cassandra driver without libev: using its default reactor")
+    if settings.scylla_username:
+        kwargs["auth_provider"] = PlainTextAuthProvider(
+            settings.scylla_username, settings.scylla_password
+        )
+    cluster = Cluster(
+        contact_points=settings.scylla_hosts,
+        port=settings.scylla_port,
+        protocol_version=settings.scylla_protocol_version,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=settings.scylla_connect_timeout_ms / 1000,
+        **kwargs,
+    )
+    try:
+        session = cluster.connect(keyspace)
+    except Exception:
+        cluster.shutdown()
+        raise
+    return cluster, session
+
+
+class ScyllaStore:
+    """Reads the model tables. Implements `ModelStore` and `NeighbourReader`."""
+
+    def __init__(
+        self,
+        session: Any,
+        executor: Executor,
+        *,
+        keyspace: str,
+        timeout_s: float,
+        in_chunk: int,
+    ) -> None:
+        self._session = session
+        self._executor = executor
+        self._timeout_s = timeout_s
+        self._in_chunk = in_chunk
+        ks = keyspace
+        self._select_neighbours = session.prepare(
+            f"SELECT item_id, neighbour_ids, scores FROM {ks}.neighbours "
+            "WHERE model_version = ? AND item_id IN ?"
+        )
+        self._select_active = session.prepare(
+            f"SELECT active_version FROM {ks}.model_versions WHERE model = ? LIMIT 1"
+        )
+        self._select_popular = session.prepare(
+            f"SELECT segment, item_ids, scores FROM {ks}.popular WHERE model_version = ?"
+        )
+
+    async def _in_pool(self, fn: Callable[..., R], *args: Any) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # --- NeighbourReader -------------------------------------------------------------
+    async def neighbours(self, version: str, item_ids: Sequence[str]) -> dict[str, ScoredList]:
+        if not item_ids:
+            return {}
+        return await self._in_pool(self._read_neighbours, version, list(item_ids))
+
+    def _read_neighbours(self, version: str, item_ids: list[str]) -> dict[str, ScoredList]:
+        execute_async = self._session.execute_async
+        chunk = self._in_chunk
+        futures = [
+            execute_async(
+                self._select_neighbours,
+                (version, item_ids[start : start + chunk]),
+                timeout=self._timeout_s,
+            )
+            for start in range(0, len(item_ids), chunk)
+        ]
+        found: dict[str, ScoredList] = {}
+        for future in futures:
+            for item_id, neighbour_ids, scores in future.result():
+                found[item_id] = ScoredList(tuple(neighbour_ids or ()), tuple(scores or ()))
+        return found
+
+    # --- ModelStore ------------------------------------------------------------------
+    async def active_versions(self) -> dict[str, str]:
+        return await self._in_pool(self._read_active)
+
+    def _read_active(self) -> dict[str, str]:
+        futures = {
+            model: self._session.execute_async(
+                self._select_active, (model,), timeout=self._timeout_s
+            )
+            for model in (NEIGHBOURS_MODEL, POPULAR_MODEL)
+        }
+        active: dict[str, str] = {}
+        for model, future in futures.items():
+            row = future.result().one()
+            if row is not None and row[0]:
+                active[model] = row[0]
+        return active
+
+    async def popular_lists(self, version: str) -> dict[str, ScoredList]:
+        return await self._in_pool(self._read_popular, version)
+
+    def _read_popular(self, version: str) -> dict[str, ScoredList]:
+        rows = self._session.execute(self._select_popular, (version,), timeout=self._timeout_s * 5)
+        return {
+            segment: ScoredList(tuple(ids or ()), tuple(scores or ()))
+            for segment, ids, scores in rows
+        }

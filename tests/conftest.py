@@ -1,0 +1,95 @@
+"""Fixtures for the tests that use the real local stack (Cassandra, DynamoDB Local, catalog).
+
+`make test` starts the stack once per run (`make stack-up`). A test that needs it fails,
+never skips, when it is down. Each test session works in its own keyspace, DynamoDB table
+and catalog instance, so tests never touch what `make dev` loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from app.config import Settings
+from app.schema import cql, dynamodb
+from app.sources.scylla import connect
+from tests.support import CatalogProcess, load_stack
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Fault tests kill and freeze the shared servers: run them after everything else.
+    items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    stack = load_stack()
+    down = [s.server for s in stack.status() if s.pid is None or not s.ready]
+    if down:
+        pytest.fail(f"the local stack is not up ({', '.join(down)} down): run `make stack-up`")
+    env: dict[str, str] = stack.client_env()
+    return env
+
+
+@pytest.fixture(scope="session")
+def catalog_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogProcess]:
+    catalog = CatalogProcess(data=tmp_path_factory.mktemp("catalog") / "items.jsonl")
+    catalog.start()
+    yield catalog
+    catalog.stop()
+
+
+@pytest.fixture(scope="session")
+def test_env(stack_env: dict[str, str], catalog_service: CatalogProcess) -> dict[str, str]:
+    """RECS_* variables pointing at the stack, with this session's own keyspace and table."""
+    return {
+        **stack_env,
+        "RECS_CATALOG_URL": catalog_service.url,
+        "RECS_SCYLLA_KEYSPACE": f"recs_test_{RUN_ID}",
+        "RECS_SCYLLA_REPLICATION": "SimpleStrategy:1",
+        "RECS_DYNAMODB_TABLE": f"recs_test_{RUN_ID}",
+        "RECS_BACKEND": "remote",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Settings:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, test_env[name])
+    return Settings.from_env(test_env)
+
+
+@pytest.fixture(scope="session")
+def cql_session(settings: Settings) -> Iterator[Any]:
+    """A driver session with the session keyspace migrated; dropped at the end."""
+    cluster, session = connect(dataclasses.replace(settings, scylla_timeout_ms=30_000))
+    cql.apply(session, keyspace=settings.scylla_keyspace, replication=settings.scylla_replication)
+    yield session
+    session.execute(f"DROP KEYSPACE IF EXISTS {settings.scylla_keyspace}", timeout=60)
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_table(settings: Settings) -> Iterator[str]:
+    client = boto3.client(
+        "dynamodb",
+        region_name=settings.dynamodb_region,
+        endpoint_url=settings.dynamodb_endpoint_url,
+    )
+    dynamodb.ensure_table(client, settings.dynamodb_table)
+    yield settings.dynamodb_table
+    client.delete_table(TableName=settings.dynamodb_table)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")

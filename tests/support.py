@@ -1,0 +1,125 @@
+"""Shared test helpers: free ports, the stack module, and real processes under test.
+
+Processes here are the real thing (the catalog reference service, the recommendation
+service itself), started on free ports and stopped by the fixtures that own them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+CATALOG_SCRIPT = REPO / "scripts" / "catalog_service.py"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def load_stack() -> ModuleType:
+    """scripts/stack.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("stack", REPO / "scripts" / "stack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("stack", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def wait_until_answers(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} during start-up")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer 200 within {timeout_s} s")
+
+
+@dataclass
+class CatalogProcess:
+    """One catalog_service process on a free port; ``restart`` keeps the data file."""
+
+    data: Path
+    delay_ms: int = 0
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            str(CATALOG_SCRIPT),
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.data),
+        ]
+        if self.delay_ms:
+            command += ["--delay-ms", str(self.delay_ms)]
+        self.process = subprocess.Popen(command)
+        wait_until_answers(f"{self.url}/healthz", self.process, 15)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@dataclass
+class ServiceProcess:
+    """The recommendation service (`python -m app`) as a subprocess on a free port."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60) -> None:
+        env = {**os.environ, **self.env, "RECS_PORT": str(self.port), "RECS_HOST": "127.0.0.1"}
+        out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app"], env=env, cwd=REPO, stdout=out, stderr=out
+        )
+        wait_until_answers(f"{self.url}/readyz", self.process, timeout_s)
+
+    def stop(self, timeout_s: float = 30) -> int | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
