@@ -1,0 +1,199 @@
+"""Publishing neighbour and popular lists into ScyllaDB as a new model version.
+
+    begin (status loading) -> concurrent prepared writes -> verify row counts
+      -> one write: status ready + active_version -> clean up old versions
+
+A load that fails or is interrupted leaves its version `loading` and never active: the
+service keeps serving the previous version. The version id comes from the input's content,
+so re-running a load rewrites the same version (idempotent) or, if it was already published,
+only re-activates it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from tqdm import tqdm
+
+from app.publishing import versions
+from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL
+
+Ranked = Mapping[str, Sequence[tuple[str, float]]]
+
+
+class VerificationError(RuntimeError):
+    """What was read back does not match what was written: the version stays inactive."""
+
+
+@dataclass(slots=True)
+class PublishResult:
+    model: str
+    version: str
+    items: int
+    rows: int
+    activated: bool
+    reused: bool = False
+    seconds: float = 0.0
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def publish_neighbours(
+    session: Any,
+    keyspace: str,
+    lists: Ranked,
+    *,
+    version: str,
+    source: str,
+    activate: bool = True,
+    keep: int = 3,
+    concurrency: int = 128,
+    progress: bool = True,
+) -> PublishResult:
+    model = NEIGHBOURS_MODEL
+    rows = sum(len(neighbours) for neighbours in lists.values())
+    if versions.status_of(session, keyspace, model, version) == versions.STATUS_READY:
+        return _reuse(session, keyspace, model, version, len(lists), rows, activate, keep)
+
+    started = time.perf_counter()
+    versions.begin(session, keyspace, model, version, source)
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.neighbours (model_version, item_id, neighbour_ids, scores) "
+        "VALUES (?, ?, ?, ?)"
+    )
+    index = session.prepare(
+        f"INSERT INTO {keyspace}.version_items (model_version, bucket, item_id) VALUES (?, ?, ?)"
+    )
+
+    def statements() -> Iterator[tuple[Any, tuple[Any, ...]]]:
+        for item_id, neighbours in lists.items():
+            yield (
+                insert,
+                (version, item_id, [n for n, _ in neighbours], [s for _, s in neighbours]),
+            )
+            yield index, (version, versions.bucket_of(item_id), item_id)
+
+    sizes = (len(neighbours) for neighbours in lists.values())
+    with _progress(rows, f"neighbours {version}", progress) as bar:
+        results = execute_concurrent(
+            session,
+            statements(),
+            concurrency=concurrency,
+            raise_on_first_error=True,
+            results_generator=True,
+        )
+        for position, (ok, result) in enumerate(results):
+            if not ok:  # pragma: no cover - raise_on_first_error raises first
+                raise result
+            if position % 2 == 0:
+                bar.update(next(sizes))
+
+    present = count_neighbour_partitions(session, keyspace, version, list(lists))
+    if present != len(lists):
+        raise VerificationError(
+            f"neighbours {version}: wrote {len(lists)} items, read back {present}"
+        )
+    versions.publish(
+        session, keyspace, model, version, item_count=len(lists), row_count=rows, activate=activate
+    )
+    seconds = time.perf_counter() - started
+    deleted = versions.cleanup(session, keyspace, model, keep=keep)
+    return PublishResult(model, version, len(lists), rows, activate, False, seconds, deleted)
+
+
+def publish_popular(
+    session: Any,
+    keyspace: str,
+    lists: Ranked,
+    *,
+    version: str,
+    source: str,
+    activate: bool = True,
+    keep: int = 3,
+) -> PublishResult:
+    model = POPULAR_MODEL
+    rows = sum(len(items) for items in lists.values())
+    if versions.status_of(session, keyspace, model, version) == versions.STATUS_READY:
+        return _reuse(session, keyspace, model, version, len(lists), rows, activate, keep)
+
+    started = time.perf_counter()
+    versions.begin(session, keyspace, model, version, source)
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.popular (model_version, segment, item_ids, scores) "
+        "VALUES (?, ?, ?, ?)"
+    )
+    params = [
+        (version, segment, [i for i, _ in items], [s for _, s in items])
+        for segment, items in lists.items()
+    ]
+    for ok, result in execute_concurrent_with_args(
+        session, insert, params, concurrency=32, raise_on_first_error=True
+    ):
+        if not ok:  # pragma: no cover
+            raise result
+    present = session.execute(
+        f"SELECT COUNT(*) FROM {keyspace}.popular WHERE model_version = %s", (version,)
+    ).one()[0]
+    if present != len(lists):
+        raise VerificationError(f"popular {version}: wrote {len(lists)} segments, read {present}")
+    versions.publish(
+        session, keyspace, model, version, item_count=len(lists), row_count=rows, activate=activate
+    )
+    seconds = time.perf_counter() - started
+    deleted = versions.cleanup(session, keyspace, model, keep=keep)
+    return PublishResult(model, version, len(lists), rows, activate, False, seconds, deleted)
+
+
+def count_neighbour_partitions(
+    session: Any, keyspace: str, version: str, item_ids: Sequence[str]
+) -> int:
+    """How many of `item_ids` have a neighbours row in `version` (IN reads of 100 keys)."""
+    select = session.prepare(
+        f"SELECT item_id FROM {keyspace}.neighbours WHERE model_version = ? AND item_id IN ?"
+    )
+    chunks = [(version, list(item_ids[i : i + 100])) for i in range(0, len(item_ids), 100)]
+    present = 0
+    for ok, result in execute_concurrent_with_args(
+        session, select, chunks, concurrency=32, raise_on_first_error=True
+    ):
+        if not ok:  # pragma: no cover
+            raise result
+        present += len(list(result))
+    return present
+
+
+def _reuse(
+    session: Any,
+    keyspace: str,
+    model: str,
+    version: str,
+    items: int,
+    rows: int,
+    activate: bool,
+    keep: int,
+) -> PublishResult:
+    """The same content was published before: only (re)activate it."""
+    if activate:
+        versions.activate(session, keyspace, model, version)
+    deleted = versions.cleanup(session, keyspace, model, keep=keep)
+    return PublishResult(model, version, items, rows, activate, reused=True, deleted=deleted)
+
+
+def _progress(total: int, description: str, enabled: bool) -> tqdm[Any]:
+    # Shown only for loads that last more than a couple of seconds.
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=" rows",
+        unit_scale=True,
+        delay=2.0,
+        disable=not enabled,
+        mininterval=0.5,
+    )

@@ -1,0 +1,1 @@
+"""Schema of the stores: versioned CQL migrations and the DynamoDB table, all idempotent."""
