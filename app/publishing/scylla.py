@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from cassandra.query import BatchStatement, BatchType
 from tqdm import tqdm
 
 from app.publishing import versions
 from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL
 
 Ranked = Mapping[str, Sequence[tuple[str, float]]]
+
+_INDEX_BATCH = 100
 
 
 class VerificationError(RuntimeError):
@@ -72,15 +75,22 @@ def publish_neighbours(
         f"INSERT INTO {keyspace}.version_items (model_version, bucket, item_id) VALUES (?, ?, ?)"
     )
 
-    def statements() -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    def statements() -> Iterator[tuple[Any, Any]]:
         for item_id, neighbours in lists.items():
             yield (
                 insert,
                 (version, item_id, [n for n, _ in neighbours], [s for _, s in neighbours]),
             )
-            yield index, (version, versions.bucket_of(item_id), item_id)
+        # The version's item index: single-partition unlogged batches (one bucket each, at most
+        # _INDEX_BATCH rows, well under the 5 kB batch warning), not one statement per item.
+        for bucket, item_ids in _by_bucket(lists).items():
+            for start in range(0, len(item_ids), _INDEX_BATCH):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for item_id in item_ids[start : start + _INDEX_BATCH]:
+                    batch.add(index, (version, bucket, item_id))
+                yield batch, None
 
-    sizes = (len(neighbours) for neighbours in lists.values())
+    sizes = [len(neighbours) for neighbours in lists.values()]
     with _progress(rows, f"neighbours {version}", progress) as bar:
         results = execute_concurrent(
             session,
@@ -89,11 +99,11 @@ def publish_neighbours(
             raise_on_first_error=True,
             results_generator=True,
         )
-        for position, (ok, result) in enumerate(results):
+        for position, (ok, result) in enumerate(results):  # yielded in submission order
             if not ok:  # pragma: no cover - raise_on_first_error raises first
                 raise result
-            if position % 2 == 0:
-                bar.update(next(sizes))
+            if position < len(sizes):
+                bar.update(sizes[position])
 
     present = count_neighbour_partitions(session, keyspace, version, list(lists))
     if present != len(lists):
@@ -167,6 +177,13 @@ def count_neighbour_partitions(
             raise result
         present += len(list(result))
     return present
+
+
+def _by_bucket(lists: Ranked) -> dict[int, list[str]]:
+    buckets: dict[int, list[str]] = {}
+    for item_id in lists:
+        buckets.setdefault(versions.bucket_of(item_id), []).append(item_id)
+    return buckets
 
 
 def _reuse(

@@ -1,0 +1,217 @@
+"""The HTTP surface. Each route parses its input, calls the recommender once, serializes.
+
+Input validation is Pydantic's (through FastAPI's parameter declarations), so the OpenAPI
+document states every constraint; responses are dataclasses serialized by orjson.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads these annotations at run time,
+# and the parameter types are built inside build_router from the settings.
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
+
+from app.api.errors import ERROR_SCHEMA, ApiError
+from app.api.serialization import json_response, page_response
+from app.config import Settings
+from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, is_valid_id
+from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
+from app.results import RecommendationPage
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+    }
+    for status, description in (
+        (400, "Invalid parameter, id, exclude list or cursor"),
+        (401, "API key required"),
+        (403, "API key not accepted"),
+        (503, "No model loaded yet, or overloaded"),
+    )
+}
+
+
+def _id_param(kind: str) -> Any:
+    return Path(
+        pattern=ID_PATTERN,
+        max_length=MAX_ID_LENGTH,
+        description=f"{kind.capitalize()} id: {ID_CHARSET_DESCRIPTION}.",
+        examples=[f"{kind}-1"],
+    )
+
+
+def parse_exclude(raw: str | None, max_items: int) -> frozenset[str]:
+    """`exclude=a,b,c`: at most `max_items` valid ids (empty parts are ignored)."""
+    if not raw:
+        return frozenset()
+    ids = [part for part in raw.split(",") if part]
+    if len(ids) > max_items:
+        raise ApiError(
+            400, "too_many_excludes", f"exclude lists {len(ids)} ids; at most {max_items}"
+        )
+    for item_id in ids:
+        if not is_valid_id(item_id):
+            raise ApiError(
+                400,
+                "invalid_exclude",
+                f"exclude has an invalid id {item_id[:80]!r}: {ID_CHARSET_DESCRIPTION}",
+            )
+    return frozenset(ids)
+
+
+def _recommender(request: Request) -> Recommender:
+    recommender: Recommender = request.state.recommender
+    return recommender
+
+
+def build_router(settings: Settings) -> APIRouter:
+    router = APIRouter()
+    limit_doc = f"Items per page, 1 to {settings.max_limit}."
+    Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description=limit_doc)]
+    Category = Annotated[
+        str | None,
+        Query(
+            pattern=ID_PATTERN,
+            max_length=MAX_ID_LENGTH,
+            description="Only items of this category.",
+            examples=["bikes"],
+        ),
+    ]
+    Region = Annotated[
+        str | None,
+        Query(
+            pattern=ID_PATTERN,
+            max_length=MAX_ID_LENGTH,
+            description="Only items of this region.",
+            examples=["berlin"],
+        ),
+    ]
+    exclude_max_length = settings.max_exclude * (MAX_ID_LENGTH + 1)
+    Exclude = Annotated[
+        str | None,
+        Query(
+            max_length=exclude_max_length,
+            description=f"Comma-separated item ids never to show; at most {settings.max_exclude}.",
+            examples=["item-1,item-2"],
+        ),
+    ]
+    # A cursor holds 4 bytes per served item plus 9 bytes of header and checksum, base64url.
+    cursor_max_length = math.ceil((settings.cursor_max_items * 4 + 9) * 4 / 3)
+
+    @router.get(
+        "/v1/users/{user_id}/recommendations",
+        response_model=RecommendationPage,
+        responses=_ERRORS,
+        summary="Personalized feed",
+        tags=["recommendations"],
+    )
+    async def recommendations(
+        request: Request,
+        user_id: Annotated[str, _id_param("user")],
+        limit: Limit = settings.default_limit,
+        category: Category = None,
+        region: Region = None,
+        exclude: Exclude = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=cursor_max_length,
+                pattern=r"^[A-Za-z0-9_\-]+$",
+                description="`next_cursor` of the previous page: the next page, never "
+                "repeating an item served earlier in the chain.",
+            ),
+        ] = None,
+    ) -> Response:
+        """The user's recent interactions expanded through item neighbour lists, scored by
+        event type and recency, filtered, enriched with catalog metadata, diversified
+        (at most a few items per category and seller), and filled from popular lists when
+        short (cold start)."""
+        query = FeedQuery(
+            user_id=user_id,
+            limit=limit,
+            category=category,
+            region=region,
+            exclude=parse_exclude(exclude, settings.max_exclude),
+            cursor=cursor,
+        )
+        return page_response(await _recommender(request).feed(query))
+
+    @router.get(
+        "/v1/items/{item_id}/similar",
+        response_model=RecommendationPage,
+        responses=_ERRORS,
+        summary="Similar items",
+        tags=["recommendations"],
+    )
+    async def similar(
+        request: Request,
+        item_id: Annotated[str, _id_param("item")],
+        limit: Limit = settings.default_limit,
+        exclude: Exclude = None,
+        user_id: Annotated[
+            str | None,
+            Query(
+                pattern=ID_PATTERN,
+                max_length=MAX_ID_LENGTH,
+                description="Drop the items this user already interacted with.",
+                examples=["user-1"],
+            ),
+        ] = None,
+        region: Annotated[
+            str | None,
+            Query(
+                pattern=ID_PATTERN,
+                max_length=MAX_ID_LENGTH,
+                description="Rerank: blend similarity with a match of this region.",
+                examples=["berlin"],
+            ),
+        ] = None,
+    ) -> Response:
+        """Items similar to this one. An unknown item gets popular items instead
+        (`source: popular`)."""
+        query = SimilarQuery(
+            item_id=item_id,
+            limit=limit,
+            exclude=parse_exclude(exclude, settings.max_exclude),
+            user_id=user_id,
+            region=region,
+        )
+        return page_response(await _recommender(request).similar(query))
+
+    @router.get(
+        "/v1/popular",
+        response_model=RecommendationPage,
+        responses=_ERRORS,
+        summary="Popular items",
+        tags=["recommendations"],
+    )
+    async def popular(
+        request: Request,
+        limit: Limit = settings.default_limit,
+        category: Category = None,
+        region: Region = None,
+    ) -> Response:
+        """The most popular items overall, in a category, in a region, or both."""
+        query = PopularQuery(limit=limit, category=category, region=region)
+        return page_response(await _recommender(request).popular(query))
+
+    @router.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> Response:
+        """The event loop answers."""
+        return json_response({"status": "ok"})
+
+    @router.get("/readyz", tags=["operations"], summary="Readiness", responses=_ERRORS)
+    async def readyz(request: Request) -> Response:
+        """Ready once clients are built and the active model versions are loaded."""
+        snapshot = request.state.models.current
+        if snapshot is None or not snapshot.complete:
+            return json_response(
+                {"status": "not_ready", "reason": "model versions not loaded"}, 503
+            )
+        return json_response({"status": "ready", "model_version": snapshot.label})
+
+    return router

@@ -1,0 +1,404 @@
+"""`recs`: the command line for getting data in and managing model versions.
+
+    recs schema apply
+    recs load neighbours|popular|catalog|interactions FILE
+    recs versions list|activate|rollback
+    recs build neighbours|popular
+    recs demo generate|ensure|load
+
+Connection settings are the service's own (`RECS_*` variables; `python scripts/stack.py env`
+prints those of the local stack). Every subcommand has `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings, SettingsError
+from app.offline.formats import FormatError, ReadStats
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+# Offline work waits longer than a request may: writes of big partitions, schema changes.
+_CLI_CQL_TIMEOUT_MS = 30_000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+        return handler(args, settings)
+    except FormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was activated; fix the row or pass --skip-invalid", file=sys.stderr)
+        return 2
+    except (SettingsError, RuntimeError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-loaded was activated", file=sys.stderr)
+        return 130
+
+
+# --- connections ---------------------------------------------------------------------------
+def _cql(settings: Settings) -> tuple[Any, Any]:
+    from app.sources.scylla import connect
+
+    if not settings.scylla_hosts:
+        raise SettingsError(
+            "RECS_SCYLLA_HOSTS is not set (for the local stack: "
+            'eval "$(python scripts/stack.py env)")'
+        )
+    return connect(
+        dataclasses.replace(
+            settings, scylla_timeout_ms=max(settings.scylla_timeout_ms, _CLI_CQL_TIMEOUT_MS)
+        )
+    )
+
+
+def _boto3_dynamodb(settings: Settings) -> Any:
+    import boto3
+
+    return boto3.client(
+        "dynamodb",
+        region_name=settings.dynamodb_region,
+        endpoint_url=settings.dynamodb_endpoint_url or None,
+    )
+
+
+# --- schema --------------------------------------------------------------------------------
+def _schema_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from app.schema import cql, dynamodb
+
+    cluster, session = _cql(settings)
+    try:
+        applied = cql.apply(
+            session, keyspace=settings.scylla_keyspace, replication=settings.scylla_replication
+        )
+    finally:
+        cluster.shutdown()
+    print(f"cql keyspace {settings.scylla_keyspace}: applied {applied or 'nothing (up to date)'}")
+    created = dynamodb.ensure_table(_boto3_dynamodb(settings), settings.dynamodb_table)
+    print(f"dynamodb table {settings.dynamodb_table}: {'created' if created else 'exists'}")
+    return 0
+
+
+# --- loads ---------------------------------------------------------------------------------
+def _report_skips(stats: ReadStats, path: Path) -> None:
+    if stats.rows_skipped:
+        print(f"{path}: skipped {stats.rows_skipped} invalid rows", file=sys.stderr)
+        for reason in stats.skip_reasons:
+            print(f"  {reason}", file=sys.stderr)
+
+
+def _load_neighbours(args: argparse.Namespace, settings: Settings) -> int:
+    from app.offline.formats import read_neighbours
+    from app.offline.topk import top_k_neighbours
+    from app.publishing import versions
+    from app.publishing.scylla import publish_neighbours
+
+    path: Path = args.file
+    stats = ReadStats()
+    started = time.perf_counter()
+    lists = top_k_neighbours(
+        read_neighbours(path, skip_invalid=args.skip_invalid, stats=stats), args.top_k
+    )
+    parsed_s = time.perf_counter() - started
+    _report_skips(stats, path)
+    version = args.version or versions.content_version("nb", path, args.top_k, args.skip_invalid)
+    cluster, session = _cql(settings)
+    try:
+        result = publish_neighbours(
+            session,
+            settings.scylla_keyspace,
+            lists,
+            version=version,
+            source=str(path),
+            activate=not args.no_activate,
+            keep=settings.model_versions_kept,
+            progress=not args.quiet,
+        )
+    finally:
+        cluster.shutdown()
+    _print_publish(result, stats.rows_ok, parsed_s)
+    return 0
+
+
+def _load_popular(args: argparse.Namespace, settings: Settings) -> int:
+    from app.offline.formats import read_popular
+    from app.offline.topk import top_k_popular
+    from app.publishing import versions
+    from app.publishing.scylla import publish_popular
+
+    path: Path = args.file
+    stats = ReadStats()
+    started = time.perf_counter()
+    lists = top_k_popular(
+        read_popular(path, skip_invalid=args.skip_invalid, stats=stats), args.top_n
+    )
+    parsed_s = time.perf_counter() - started
+    _report_skips(stats, path)
+    version = args.version or versions.content_version("pop", path, args.top_n, args.skip_invalid)
+    cluster, session = _cql(settings)
+    try:
+        result = publish_popular(
+            session,
+            settings.scylla_keyspace,
+            lists,
+            version=version,
+            source=str(path),
+            activate=not args.no_activate,
+            keep=settings.model_versions_kept,
+        )
+    finally:
+        cluster.shutdown()
+    _print_publish(result, stats.rows_ok, parsed_s)
+    return 0
+
+
+def _print_publish(result: Any, rows_read: int, parsed_s: float) -> None:
+    if result.reused:
+        state = "already published; activated" if result.activated else "already published"
+        print(f"{result.model} {result.version}: {state} ({result.items} keys)")
+    else:
+        state = "published and activated" if result.activated else "published (not active)"
+        print(
+            f"{result.model} {result.version}: {state}: {rows_read} rows read in {parsed_s:.1f} s, "
+            f"{result.rows} rows in {result.items} partitions written and verified in "
+            f"{result.seconds:.1f} s ({result.rows_per_s:,.0f} rows/s)"
+        )
+    if result.deleted:
+        print(f"{result.model}: cleaned up old versions {', '.join(result.deleted)}")
+
+
+def _load_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from app.offline.formats import read_catalog
+
+    if not settings.catalog_url:
+        raise SettingsError("RECS_CATALOG_URL is not set")
+    path: Path = args.file
+    stats = ReadStats()
+    items = list(read_catalog(path, skip_invalid=args.skip_invalid, stats=stats))
+    _report_skips(stats, path)
+    with httpx.Client(base_url=settings.catalog_url, timeout=60) as client:
+        for start in range(0, len(items), 20_000):
+            body = "\n".join(_catalog_json(item) for item in items[start : start + 20_000])
+            response = client.put("/items", content=body.encode())
+            if response.status_code != 200:
+                raise RuntimeError(f"catalog refused the load: {response.text[:500]}")
+    print(f"catalog: {len(items)} items loaded into {settings.catalog_url}")
+    return 0
+
+
+def _catalog_json(item: Any) -> str:
+    import orjson
+
+    return orjson.dumps(dataclasses.asdict(item)).decode()
+
+
+def _load_interactions(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    stats = ReadStats()
+    written, seconds = asyncio.run(_write_interactions(path, settings, args.skip_invalid, stats))
+    _report_skips(stats, path)
+    print(
+        f"interactions: {written} events stored in {settings.dynamodb_table} in {seconds:.1f} s "
+        f"({written / max(seconds, 1e-9):,.0f} events/s)"
+    )
+    return 0
+
+
+async def _write_interactions(
+    path: Path, settings: Settings, skip_invalid: bool, stats: ReadStats
+) -> tuple[int, float]:
+    import aioboto3
+    from aiobotocore.config import AioConfig
+    from tqdm import tqdm
+
+    from app.offline.formats import read_interactions
+    from app.sources.dynamo import DynamoInteractions, Event, derived_event_id
+
+    def events() -> Iterator[Event]:
+        for user_id, item_id, event_type, ts_ms in read_interactions(
+            path, skip_invalid=skip_invalid, stats=stats
+        ):
+            yield Event(
+                derived_event_id(user_id, item_id, event_type, ts_ms),
+                user_id,
+                item_id,
+                str(event_type),
+                ts_ms,
+            )
+
+    started = time.perf_counter()
+    written = 0
+    async with aioboto3.Session().client(
+        "dynamodb",
+        region_name=settings.dynamodb_region,
+        endpoint_url=settings.dynamodb_endpoint_url or None,
+        config=AioConfig(max_pool_connections=32),
+    ) as client:
+        store = DynamoInteractions(
+            client, table=settings.dynamodb_table, retention_days=settings.event_retention_days
+        )
+        group: list[Event] = []
+        with tqdm(unit=" events", unit_scale=True, delay=2.0, mininterval=0.5) as bar:
+            for event in events():
+                group.append(event)
+                if len(group) == 800:  # 32 BatchWriteItem calls in flight
+                    written += await _write_group(store, group)
+                    bar.update(len(group))
+                    group = []
+            if group:
+                written += await _write_group(store, group)
+                bar.update(len(group))
+    return written, time.perf_counter() - started
+
+
+async def _write_group(store: Any, group: list[Any]) -> int:
+    outcome = await store.write(group, deadline_s=60.0)
+    if outcome.failed:
+        raise RuntimeError(f"DynamoDB did not store {len(outcome.failed)} events; re-run the load")
+    return len(outcome.stored)
+
+
+# --- versions ------------------------------------------------------------------------------
+def _versions_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.publishing import versions
+
+    cluster, session = _cql(settings)
+    try:
+        models = [args.model] if args.model else list(versions.MODELS)
+        for model in models:
+            print(f"{model}:")
+            for v in versions.list_versions(session, settings.scylla_keyspace, model):
+                mark = "*" if v.active else " "
+                created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v.created_ms / 1000))
+                print(
+                    f" {mark} {v.version:<20} {v.status:<8} created {created}Z "
+                    f"keys={v.item_count} rows={v.row_count} source={v.source}"
+                )
+    finally:
+        cluster.shutdown()
+    return 0
+
+
+def _versions_activate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.publishing import versions
+
+    cluster, session = _cql(settings)
+    try:
+        versions.activate(session, settings.scylla_keyspace, args.model, args.version)
+    finally:
+        cluster.shutdown()
+    print(f"{args.model}: {args.version} is active")
+    return 0
+
+
+def _versions_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from app.publishing import versions
+
+    cluster, session = _cql(settings)
+    try:
+        version = versions.rollback(session, settings.scylla_keyspace, args.model)
+    finally:
+        cluster.shutdown()
+    print(f"{args.model}: rolled back to {version}")
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recs",
+        description="Load offline model outputs and interactions; manage model versions.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    schema = commands.add_parser("schema", help="database schema").add_subparsers(metavar="ACTION")
+    apply = schema.add_parser(
+        "apply",
+        help="create the keyspace and tables (CQL migrations) and the DynamoDB table; idempotent",
+    )
+    apply.set_defaults(handler=_schema_apply)
+
+    load = commands.add_parser("load", help="load a data file").add_subparsers(metavar="KIND")
+    neighbours = load.add_parser(
+        "neighbours",
+        help="publish neighbour lists (CSV item_id,similar_item_id,score) as a new version",
+    )
+    neighbours.add_argument("file", type=Path)
+    neighbours.add_argument("--top-k", type=int, default=50, help="neighbours kept per item")
+    _publish_options(neighbours)
+    neighbours.set_defaults(handler=_load_neighbours)
+
+    popular = load.add_parser(
+        "popular", help="publish popular lists (CSV segment,item_id,score) as a new version"
+    )
+    popular.add_argument("file", type=Path)
+    popular.add_argument("--top-n", type=int, default=500, help="items kept per segment")
+    _publish_options(popular)
+    popular.set_defaults(handler=_load_popular)
+
+    catalog = load.add_parser(
+        "catalog", help="load item metadata (JSONL) into the catalog service (RECS_CATALOG_URL)"
+    )
+    catalog.add_argument("file", type=Path)
+    catalog.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
+    catalog.set_defaults(handler=_load_catalog)
+
+    interactions = load.add_parser(
+        "interactions",
+        help="store interactions (CSV user_id,item_id,event_type,ts_ms) in DynamoDB",
+    )
+    interactions.add_argument("file", type=Path)
+    interactions.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
+    interactions.set_defaults(handler=_load_interactions)
+
+    versions_parser = commands.add_parser("versions", help="model versions").add_subparsers(
+        metavar="ACTION"
+    )
+    listing = versions_parser.add_parser("list", help="versions of each model, newest first")
+    listing.add_argument("model", nargs="?", choices=("neighbours", "popular"))
+    listing.set_defaults(handler=_versions_list)
+    activate = versions_parser.add_parser("activate", help="make a ready version active")
+    activate.add_argument("model", choices=("neighbours", "popular"))
+    activate.add_argument("version")
+    activate.set_defaults(handler=_versions_activate)
+    rollback = versions_parser.add_parser(
+        "rollback", help="activate the newest ready version older than the active one"
+    )
+    rollback.add_argument("model", choices=("neighbours", "popular"))
+    rollback.set_defaults(handler=_versions_rollback)
+
+    from app.cli.offline import add_offline_commands
+
+    add_offline_commands(commands)
+    return parser
+
+
+def _publish_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
+    parser.add_argument(
+        "--no-activate", action="store_true", help="publish without activating the version"
+    )
+    parser.add_argument("--version", help="version id (default: derived from the content)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

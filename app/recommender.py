@@ -1,0 +1,413 @@
+"""Where a request goes: read the sources concurrently, rank with the pure core, build a page.
+
+    feed:    DynamoDB recent interactions -> weights -> neighbour lists (one Scylla hop for all
+             misses) -> candidate scores -> one catalog call -> filters, diversity, popular fill
+    similar: neighbour list of one item (+ the user's seen items) -> catalog -> region rerank
+    popular: the pinned version's popular lists (in memory) -> catalog -> filters
+
+Every dependency call gets the smaller of its own timeout and what is left of the request's
+deadline. A failed or slow dependency degrades the answer (named in `degraded`) instead of
+failing it; only a service with no model loaded at all answers 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Container, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from app.config import Settings
+from app.domain import CatalogItem, Interaction, category_segment, region_segment
+from app.model_versions import ModelSnapshot, ModelTracker
+from app.ranking import cursor
+from app.ranking.page import (
+    PageRules,
+    assemble_page,
+    popular_candidates,
+    popular_segments,
+    preferred_category_and_region,
+)
+from app.ranking.scoring import score_candidates, seed_weights, top_candidates
+from app.ranking.similar import rerank_by_region, similar_candidates
+from app.ranking.types import Scored, ScoredList
+from app.results import RecommendationPage, RecommendedItem
+from app.sources.base import (
+    DEP_CATALOG,
+    DEP_DYNAMODB,
+    DEP_SCYLLA,
+    BatchLookup,
+    InteractionReader,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ModelsNotLoaded(RuntimeError):
+    """No model version could be loaded yet: nothing to serve from (503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedQuery:
+    user_id: str
+    limit: int
+    category: str | None = None
+    region: str | None = None
+    exclude: frozenset[str] = frozenset()
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarQuery:
+    item_id: str
+    limit: int
+    exclude: frozenset[str] = frozenset()
+    user_id: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PopularQuery:
+    limit: int
+    category: str | None = None
+    region: str | None = None
+
+
+class _Dropped(Container[str]):
+    """Items a page must not show: seen or excluded ids, and hashes of items already served."""
+
+    __slots__ = ("_ids", "_served")
+
+    def __init__(self, ids: Collection[str], served: Container[str]) -> None:
+        self._ids = ids
+        self._served = served
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids or item_id in self._served
+
+
+class _Budget:
+    """The request's deadline, shared out among its dependency calls."""
+
+    __slots__ = ("_end",)
+
+    def __init__(self, deadline_s: float) -> None:
+        self._end = time.monotonic() + deadline_s
+
+    def timeout(self, dependency_timeout_s: float) -> float:
+        return max(0.0, min(dependency_timeout_s, self._end - time.monotonic()))
+
+
+class Recommender:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        models: ModelTracker,
+        interactions: InteractionReader,
+        neighbours: BatchLookup[ScoredList],
+        catalog: BatchLookup[CatalogItem],
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._settings = settings
+        self._models = models
+        self._interactions = interactions
+        self._neighbours = neighbours
+        self._catalog = catalog
+        self._clock_ms = clock_ms
+        self._deadline_s = settings.request_deadline_ms / 1000
+        self._dynamodb_timeout_s = settings.dynamodb_timeout_ms / 1000
+        # The cache waits this long for a Scylla hop; the driver's own timeout bounds the hop.
+        self._scylla_timeout_s = settings.scylla_timeout_ms / 1000
+        self._catalog_timeout_s = settings.catalog_timeout_ms / 1000
+
+    # --- endpoints ---------------------------------------------------------------------
+    async def feed(self, query: FeedQuery) -> RecommendationPage:
+        settings = self._settings
+        snapshot = self._snapshot()
+        budget = _Budget(self._deadline_s)
+        degraded: list[str] = []
+        request_fingerprint = cursor.fingerprint(query.user_id, query.category, query.region)
+        served = (
+            cursor.decode(query.cursor, request_fingerprint, max_items=settings.cursor_max_items)
+            if query.cursor
+            else cursor.Served()
+        )
+
+        interactions = await self._recent(query.user_id, budget, degraded)
+        seeds = seed_weights(
+            interactions,
+            now_ms=self._clock_ms(),
+            event_weights=settings.event_weights,
+            half_life_ms=settings.recency_half_life_ms,
+        )
+        seen = {interaction.item_id for interaction in interactions}
+        scores: dict[str, float] = {}
+        if seeds and snapshot.neighbours_version is not None:
+            lists = await self._lookup(
+                self._neighbours,
+                snapshot.neighbours_version,
+                seeds,
+                self._scylla_timeout_s,
+                budget,
+                DEP_SCYLLA,
+                degraded,
+            )
+            scores = score_candidates(seeds, lists)
+
+        drop = _Dropped(seen | query.exclude, served)
+        filtered = query.category is not None or query.region is not None
+        pool = top_candidates(scores, drop=drop, count=query.limit * (10 if filtered else 3) + 20)
+        fill = popular_candidates(
+            snapshot.popular,
+            popular_segments(query.category, query.region),
+            drop=drop,
+            count=2 * query.limit + 10,
+        )
+        catalog = await self._lookup(
+            self._catalog,
+            "",
+            _ids(pool, fill, seen),
+            self._catalog_timeout_s,
+            budget,
+            DEP_CATALOG,
+            degraded,
+        )
+        rules = PageRules(
+            limit=query.limit,
+            max_per_category=settings.max_per_category,
+            max_per_seller=settings.max_per_seller,
+            category=query.category,
+            region=query.region,
+        )
+        catalog_available = DEP_CATALOG not in degraded
+        page = assemble_page(
+            pool, (), catalog=catalog, catalog_available=catalog_available, drop=drop, rules=rules
+        )
+        if len(page) < query.limit:
+            # Short: fill from popular lists, the user's own region and category first.
+            category, region = query.category, query.region
+            if seen and (category is None or region is None):
+                preferred_category, preferred_region = preferred_category_and_region(seen, catalog)
+                category = category or preferred_category
+                region = region or preferred_region
+                fill = popular_candidates(
+                    snapshot.popular,
+                    popular_segments(category, region),
+                    drop=drop,
+                    count=2 * query.limit + 10,
+                )
+                missing = [c.item_id for c in fill if c.item_id not in catalog]
+                if missing and catalog_available:
+                    catalog = {
+                        **catalog,
+                        **await self._lookup(
+                            self._catalog,
+                            "",
+                            missing,
+                            self._catalog_timeout_s,
+                            budget,
+                            DEP_CATALOG,
+                            degraded,
+                        ),
+                    }
+                    catalog_available = DEP_CATALOG not in degraded
+            page = assemble_page(
+                pool,
+                fill,
+                catalog=catalog,
+                catalog_available=catalog_available,
+                drop=drop,
+                rules=rules,
+            )
+
+        next_cursor = None
+        if len(page) == query.limit and len(served) + len(page) < settings.cursor_max_items:
+            next_cursor = cursor.encode(served.plus(c.item_id for c in page), request_fingerprint)
+        return RecommendationPage(_items(page, catalog), snapshot.label, degraded, next_cursor)
+
+    async def similar(self, query: SimilarQuery) -> RecommendationPage:
+        snapshot = self._snapshot()
+        budget = _Budget(self._deadline_s)
+        degraded: list[str] = []
+
+        lists_task = (
+            self._lookup(
+                self._neighbours,
+                snapshot.neighbours_version,
+                (query.item_id,),
+                self._scylla_timeout_s,
+                budget,
+                DEP_SCYLLA,
+                degraded,
+            )
+            if snapshot.neighbours_version is not None
+            else _nothing()
+        )
+        if query.user_id is not None:
+            lists, interactions = await asyncio.gather(
+                lists_task, self._recent(query.user_id, budget, degraded)
+            )
+        else:
+            lists, interactions = await lists_task, []
+
+        drop = _Dropped(query.exclude | {i.item_id for i in interactions} | {query.item_id}, ())
+        neighbour_list = lists.get(query.item_id)
+        primary = similar_candidates(neighbour_list) if neighbour_list is not None else []
+        usable = sum(1 for c in primary if c.item_id not in drop)
+        fill: list[Scored] = []
+        if usable < query.limit * 2:
+            # Unknown item, or too few neighbours left: popular items fill the page.
+            fill = popular_candidates(
+                snapshot.popular,
+                popular_segments(None, query.region),
+                drop=drop,
+                count=2 * query.limit + 10,
+            )
+        catalog = await self._lookup(
+            self._catalog,
+            "",
+            _ids(primary, fill, ()),
+            self._catalog_timeout_s,
+            budget,
+            DEP_CATALOG,
+            degraded,
+        )
+        if query.region is not None:
+            primary = rerank_by_region(
+                primary,
+                catalog,
+                region=query.region,
+                region_weight=self._settings.similar_region_weight,
+            )
+        page = assemble_page(
+            primary,
+            fill,
+            catalog=catalog,
+            catalog_available=DEP_CATALOG not in degraded,
+            drop=drop,
+            rules=PageRules(
+                limit=query.limit, max_per_category=query.limit, max_per_seller=query.limit
+            ),
+        )
+        return RecommendationPage(_items(page, catalog), snapshot.label, degraded)
+
+    async def popular(self, query: PopularQuery) -> RecommendationPage:
+        snapshot = self._snapshot()
+        budget = _Budget(self._deadline_s)
+        degraded: list[str] = []
+        segments = []
+        if query.category is not None:
+            segments.append(category_segment(query.category))
+        if query.region is not None:
+            segments.append(region_segment(query.region))
+        candidates = popular_candidates(
+            snapshot.popular,
+            segments or popular_segments(None, None),
+            drop=(),
+            count=2 * query.limit + 20,
+        )
+        catalog = await self._lookup(
+            self._catalog,
+            "",
+            _ids(candidates, (), ()),
+            self._catalog_timeout_s,
+            budget,
+            DEP_CATALOG,
+            degraded,
+        )
+        page = assemble_page(
+            candidates,
+            (),
+            catalog=catalog,
+            catalog_available=DEP_CATALOG not in degraded,
+            drop=(),
+            rules=PageRules(
+                limit=query.limit,
+                max_per_category=query.limit,
+                max_per_seller=query.limit,
+                category=query.category,
+                region=query.region,
+            ),
+        )
+        return RecommendationPage(_items(page, catalog), snapshot.label, degraded)
+
+    # --- dependency calls ----------------------------------------------------------------
+    def _snapshot(self) -> ModelSnapshot:
+        snapshot = self._models.current
+        if snapshot is None:
+            raise ModelsNotLoaded("no model version loaded yet")
+        return snapshot
+
+    async def _recent(
+        self, user_id: str, budget: _Budget, degraded: list[str]
+    ) -> list[Interaction]:
+        try:
+            async with asyncio.timeout(budget.timeout(self._dynamodb_timeout_s)):
+                return await self._interactions.recent(user_id, self._settings.history_limit)
+        except Exception as exc:  # any failure of the store degrades, never fails, the feed
+            _degrade(degraded, DEP_DYNAMODB, exc)
+            return []
+
+    async def _lookup(
+        self,
+        lookup: BatchLookup[T],
+        namespace: str,
+        keys: Iterable[str],
+        timeout_s: float,
+        budget: _Budget,
+        dependency: str,
+        degraded: list[str],
+    ) -> dict[str, T]:
+        try:
+            result = await lookup.get_many(namespace, keys, timeout=budget.timeout(timeout_s))
+        except Exception as exc:
+            _degrade(degraded, dependency, exc)
+            return {}
+        if not result.complete:
+            _degrade(degraded, dependency, None)
+        return dict(result.found)
+
+
+async def _nothing() -> dict[str, ScoredList]:
+    return {}
+
+
+def _degrade(degraded: list[str], dependency: str, exc: BaseException | None) -> None:
+    if dependency not in degraded:
+        degraded.append(dependency)
+    if exc is not None:
+        log.debug("dependency failed", extra={"dependency": dependency, "error": repr(exc)})
+
+
+def _ids(first: Iterable[Scored], second: Iterable[Scored], third: Iterable[str]) -> list[str]:
+    ids = dict.fromkeys(c.item_id for c in first)
+    ids.update(dict.fromkeys(c.item_id for c in second))
+    ids.update(dict.fromkeys(third))
+    return list(ids)
+
+
+def _items(page: list[Scored], catalog: dict[str, CatalogItem]) -> list[RecommendedItem]:
+    items = []
+    for candidate in page:
+        meta = catalog.get(candidate.item_id)
+        if meta is None:
+            items.append(RecommendedItem(candidate.item_id, candidate.score, candidate.source))
+        else:
+            items.append(
+                RecommendedItem(
+                    candidate.item_id,
+                    candidate.score,
+                    candidate.source,
+                    meta.title,
+                    meta.category,
+                    meta.price,
+                    meta.region,
+                    meta.seller_id,
+                )
+            )
+    return items

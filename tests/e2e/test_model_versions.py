@@ -1,0 +1,145 @@
+"""Model versions while serving: switch, rollback, and atomic activation during a load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.offline.formats import write_neighbours
+from app.offline.topk import iter_rows
+from tests.e2e.conftest import Dataset, recs_cli
+from tests.support import ServiceProcess
+
+pytestmark = pytest.mark.e2e
+
+Lists = dict[str, list[tuple[str, float]]]
+
+
+class Hammer:
+    """Requests in a loop from a background thread, recording every answer."""
+
+    def __init__(self, url: str, path: str, check: Callable[[dict[str, object]], None]) -> None:
+        self.url, self.path, self.check = url, path, check
+        self.versions: list[str] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while not self._stop.is_set():
+                response = client.get(self.path)
+                if response.status_code != 200:
+                    self.failures.append(f"{response.status_code}: {response.text[:200]}")
+                    continue
+                body = response.json()
+                try:
+                    self.check(body)
+                except AssertionError as exc:
+                    self.failures.append(str(exc))
+                self.versions.append(neighbours_version(body))
+
+    def __enter__(self) -> Hammer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def neighbours_version(body: dict[str, object]) -> str:
+    return str(body["model_version"]).split(",")[0].removeprefix("neighbours=")
+
+
+def wait_for_version(http: httpx.Client, predicate: Callable[[str], bool]) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        version = neighbours_version(http.get("/v1/popular", params={"limit": 1}).json())
+        if predicate(version):
+            return version
+        time.sleep(0.05)
+    raise AssertionError("the service did not pick up the version change within 10 s")
+
+
+def test_switch_and_rollback_while_serving(
+    service: ServiceProcess, loaded_env: dict[str, str], dataset: Dataset, tmp_path: Path
+) -> None:
+    item = next(i for i, n in sorted(dataset.neighbours.items()) if len(n) >= 12)
+    eligible = {i for i, meta in dataset.catalog.items() if meta.active}
+    old_order = [n for n, _ in dataset.neighbours[item] if n in eligible][:10]
+    # The new model ranks the item's neighbours the other way round.
+    changed: Lists = dict(dataset.neighbours)
+    changed[item] = [(n, float(rank + 1)) for rank, (n, _) in enumerate(dataset.neighbours[item])]
+    new_order = [n for n, _ in sorted(changed[item], key=lambda p: -p[1]) if n in eligible][:10]
+    assert old_order != new_order
+    new_file = tmp_path / "neighbours-v2.csv"
+    write_neighbours(new_file, iter_rows(changed))
+
+    with httpx.Client(base_url=service.url, timeout=5) as http:
+        old_version = neighbours_version(http.get("/v1/popular").json())
+        orders = {old_version: old_order}
+
+        def consistent(body: dict[str, object]) -> None:
+            served = [i["item_id"] for i in body["items"]]  # type: ignore[attr-defined]
+            expected = orders.get(neighbours_version(body))
+            assert expected is None or served == expected, "a response mixed model versions"
+
+        with Hammer(service.url, f"/v1/items/{item}/similar?limit=10", consistent) as hammer:
+            recs_cli(loaded_env, "load", "neighbours", str(new_file), "--quiet")
+            new_version = wait_for_version(http, lambda v: v != old_version)
+            orders[new_version] = new_order
+            time.sleep(0.3)
+            recs_cli(loaded_env, "versions", "rollback", "neighbours")
+            wait_for_version(http, lambda v: v == old_version)
+            time.sleep(0.3)
+        assert hammer.failures == []
+        assert set(hammer.versions) == {old_version, new_version}
+        served = [
+            i["item_id"] for i in http.get(f"/v1/items/{item}/similar?limit=10").json()["items"]
+        ]
+        assert served == old_order
+        # Forward again, as an operator would after the incident.
+        recs_cli(loaded_env, "versions", "activate", "neighbours", new_version)
+        wait_for_version(http, lambda v: v == new_version)
+        recs_cli(loaded_env, "versions", "activate", "neighbours", old_version)
+        wait_for_version(http, lambda v: v == old_version)
+
+
+def test_requests_during_a_load_see_only_the_old_version(
+    service: ServiceProcess, loaded_env: dict[str, str], dataset: Dataset, tmp_path: Path
+) -> None:
+    # A bigger version, so the load takes a few seconds while requests keep coming.
+    items = sorted(dataset.catalog)
+    bigger: Lists = dict(dataset.neighbours)
+    for n in range(6000):
+        bigger[f"extra-{n}"] = [(items[(n + j) % len(items)], 1.0 / (j + 1)) for j in range(20)]
+    new_file = tmp_path / "neighbours-big.csv"
+    write_neighbours(new_file, iter_rows(bigger))
+
+    with httpx.Client(base_url=service.url, timeout=5) as http:
+        old_version = neighbours_version(http.get("/v1/popular").json())
+        # The whole load (writes, verification), held back from activation: only the old
+        # version may be served throughout.
+        with Hammer(service.url, "/v1/popular?limit=5", lambda body: None) as hammer:
+            time.sleep(0.2)
+            recs_cli(loaded_env, "load", "neighbours", str(new_file), "--no-activate", "--quiet")
+            time.sleep(0.5)  # more than one refresh interval after the load
+        assert hammer.failures == []
+        assert len(hammer.versions) > 20 and set(hammer.versions) == {old_version}
+        # The same load activating itself: the switch happens once and never flaps back.
+        with Hammer(service.url, "/v1/popular?limit=5", lambda body: None) as hammer:
+            recs_cli(loaded_env, "load", "neighbours", str(new_file), "--quiet")
+            new_version = wait_for_version(http, lambda v: v != old_version)
+            time.sleep(0.3)
+        assert hammer.failures == []
+        seen = hammer.versions
+        switch = seen.index(new_version)
+        assert set(seen[:switch]) <= {old_version} and set(seen[switch:]) == {new_version}
+        recs_cli(loaded_env, "versions", "activate", "neighbours", old_version)
+        wait_for_version(http, lambda v: v == old_version)
