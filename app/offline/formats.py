@@ -377,7 +377,6 @@ def _records(
 ) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(lines)
     indices = layout.indices
-    needed = max(indices) + 1
     width = layout.width
     consumed = 0
     while True:
@@ -397,7 +396,8 @@ def _records(
         if not row:
             continue
         rejects.stats.rows_read += 1
-        if len(row) < needed:
+        if len(row) != width:
+            # Too many fields is as wrong as too few: most often an unquoted comma in a value.
             rejects.reject(line, f"row has {len(row)} fields, the header has {width}")
             continue
         yield line, [row[i] for i in indices]

@@ -347,3 +347,12 @@ def test_fast_and_slow_paths_give_the_same_rows(tmp_path: Path) -> None:
     put(tmp_path / "slow.csv", text.replace("\n", "\n\n", 1))
     assert list(read_interactions(tmp_path / "clean.csv")) == rows
     assert list(read_interactions(tmp_path / "slow.csv")) == rows
+
+
+def test_a_row_with_more_fields_than_the_header_is_rejected(tmp_path: Path) -> None:
+    """An unquoted comma inside a value must not shift the columns silently."""
+    path = put(tmp_path / "n.csv", NEIGHBOURS + "a,b,1\nzz,0,0,1\n")
+    with pytest.raises(FormatError) as caught:
+        list(read_neighbours(path))
+    assert caught.value.line == 3
+    assert "row has 4 fields, the header has 3" in str(caught.value)
