@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from app.domain import EventType
+from app.domain import DEFAULT_EVENT_WEIGHTS, EventType
 
 ENV_PREFIX = "RECS_"
 
@@ -33,15 +33,6 @@ def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
             metadata={"help": help, "secret": secret},
         )
     return field(default=default, metadata={"help": help, "secret": secret})
-
-
-DEFAULT_EVENT_WEIGHTS = {
-    EventType.VIEW.value: 1.0,
-    EventType.FAVORITE.value: 3.0,
-    EventType.MESSAGE.value: 4.0,
-    EventType.ADD_TO_CART.value: 5.0,
-    EventType.PURCHASE.value: 8.0,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +57,9 @@ class Settings:
         256, "Requests served at once; beyond it a fast 503 instead of an unbounded queue."
     )
     max_body_bytes: int = _setting(262_144, "Largest accepted request body (413 beyond it).")
+    shutdown_grace_s: float = _setting(
+        20.0, "On SIGTERM: how long in-flight requests may take before the process exits."
+    )
     # --- ScyllaDB / Cassandra (CQL) ----------------------------------------------------
     scylla_hosts: list[str] = _setting([], "CQL contact points, comma-separated.")
     scylla_port: int = _setting(9042, "CQL native transport port.")
@@ -119,7 +113,7 @@ class Settings:
     )
     # --- Ranking -----------------------------------------------------------------------
     event_weights: dict[str, float] = _setting(
-        DEFAULT_EVENT_WEIGHTS,
+        {str(event): weight for event, weight in DEFAULT_EVENT_WEIGHTS.items()},
         "Weight of each event type, as `view=1,favorite=3,...`; every type must be listed.",
     )
     recency_half_life_ms: int = _setting(

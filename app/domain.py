@@ -8,8 +8,10 @@ or datetime parsing on the hot path.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Final
 
 # Item, user and event ids: what the API, the loaders and the stores accept.
@@ -36,6 +38,18 @@ class EventType(StrEnum):
 
 
 EVENT_TYPE_NAMES: Final = frozenset(e.value for e in EventType)
+
+# How much each kind of action says about a user's interest: the default for both the feed's
+# scoring and the offline builders. EventType is a StrEnum, so "view" finds EventType.VIEW.
+DEFAULT_EVENT_WEIGHTS: Final[Mapping[EventType, float]] = MappingProxyType(
+    {
+        EventType.VIEW: 1.0,
+        EventType.FAVORITE: 3.0,
+        EventType.MESSAGE: 4.0,
+        EventType.ADD_TO_CART: 5.0,
+        EventType.PURCHASE: 8.0,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

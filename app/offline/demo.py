@@ -354,7 +354,8 @@ def _generate_market(items: int, seed: int) -> _Market:
         members[category_index].append(index)
 
     for category_index, indices in enumerate(members):
-        rng.shuffle(indices)  # popularity rank within the category
+        # Popularity rank within the category follows the item number, so the demo's low
+        # numbers (item-1, item-2 ...) are head items with rich neighbour lists.
         ranked = [(index, 1.0 / (rank**ZIPF_S)) for rank, index in enumerate(indices, start=1)]
         market.by_category.append(_Table.of([(f"item-{i + 1}", w) for i, w in ranked]))
         by_region: dict[int, list[tuple[str, float]]] = {}

@@ -17,24 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Final
 
-from app.domain import EventType
+from app.domain import DEFAULT_EVENT_WEIGHTS, EventType
 
 __all__ = ["DAY_MS", "DEFAULT_EVENT_WEIGHTS", "DEFAULT_HALF_LIFE_MS", "Decay", "Weighting"]
 
 DAY_MS: Final = 86_400_000
 DEFAULT_HALF_LIFE_MS: Final = 14 * DAY_MS
-DEFAULT_EVENT_WEIGHTS: Final[Mapping[EventType, float]] = MappingProxyType(
-    {
-        EventType.VIEW: 1.0,
-        EventType.FAVORITE: 3.0,
-        EventType.MESSAGE: 4.0,
-        EventType.ADD_TO_CART: 5.0,
-        EventType.PURCHASE: 8.0,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

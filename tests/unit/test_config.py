@@ -1,6 +1,7 @@
 import pytest
 
-from app.config import DEFAULT_EVENT_WEIGHTS, Settings, SettingsError
+from app.config import Settings, SettingsError
+from app.domain import DEFAULT_EVENT_WEIGHTS
 
 
 def test_defaults_are_valid_and_embedded() -> None:

@@ -1,5 +1,4 @@
-from app.config import DEFAULT_EVENT_WEIGHTS
-from app.domain import Interaction
+from app.domain import DEFAULT_EVENT_WEIGHTS, Interaction
 from app.ranking.scoring import normalized, score_candidates, seed_weights, top_candidates
 from app.ranking.types import ScoredList
 
