@@ -105,12 +105,22 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60) -> None:
-        env = {**os.environ, **self.env, "RECS_PORT": str(self.port), "RECS_HOST": "127.0.0.1"}
-        out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app"], env=env, cwd=REPO, stdout=out, stderr=out
-        )
-        wait_until_answers(f"{self.url}/readyz", self.process, timeout_s)
+        # The developer's own RECS_* exports (servers, keys) must not leak into the service.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+        env = {**inherited, **self.env, "RECS_PORT": str(self.port), "RECS_HOST": "127.0.0.1"}
+        if self.log is None:
+            self.process = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=REPO)
+        else:
+            with self.log.open("ab") as out:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "app"], env=env, cwd=REPO, stdout=out, stderr=out
+                )
+        try:
+            wait_until_answers(f"{self.url}/readyz", self.process, timeout_s)
+        except AssertionError:
+            log = self.log.read_text()[-3000:] if self.log is not None else ""
+            self.stop()
+            raise AssertionError(f"the service did not become ready:\n{log}") from None
 
     def stop(self, timeout_s: float = 30) -> int | None:
         if self.process is None:

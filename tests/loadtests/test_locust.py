@@ -1,0 +1,197 @@
+"""loadtests/locustfile.py against the real service: the suite passes a good run and fails a
+run whose p99 misses its target.
+
+The service runs as a subprocess (`python -m app`, embedded backend) over a small demo in a
+temporary folder; Locust runs headless as a subprocess too, for a few seconds per run (never
+imported here: it monkey-patches the standard library with gevent).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.offline.demo import DEFAULT_ITEMS, DEFAULT_USERS, generate_demo
+from tests.support import ServiceProcess
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
+DEMO_ITEMS = 2_000
+DEMO_USERS = 300
+RUN_TIME = "4s"
+SIMULATED_USERS = "8"
+READ_ENDPOINTS = ("feed", "similar", "popular")
+
+
+def _clean_env() -> dict[str, str]:
+    """The developer's RECS_* (servers, API keys) and LOCUST_* settings stay out of the runs."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("RECS_", "LOCUST_"))
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo(out, items=DEMO_ITEMS, users=DEMO_USERS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def service(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(
+        env={
+            "RECS_BACKEND": "embedded",
+            "RECS_EMBEDDED_DATA_DIR": str(demo),
+            "RECS_SHUTDOWN_GRACE_S": "2",
+            "RECS_LOG_LEVEL": "warning",
+        },
+        log=tmp_path_factory.mktemp("service") / "service.log",
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+def _locust(
+    cwd: Path, host: str, *args: str, run_time: str = RUN_TIME
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        SIMULATED_USERS,
+        "--spawn-rate",
+        SIMULATED_USERS,
+        "--run-time",
+        run_time,
+        "--only-summary",
+        *args,
+    ]
+    return subprocess.run(
+        command, cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=60
+    )
+
+
+def _table_rows(stdout: str) -> dict[str, list[str]]:
+    """The verdict table printed at the end: endpoint → its columns."""
+    start = stdout.rindex("Load-test targets (")
+    rows: dict[str, list[str]] = {}
+    for line in stdout[start:].splitlines()[3:]:
+        if line.startswith("-"):
+            break
+        columns = line.split()
+        rows[columns[0]] = columns[1:]
+    return rows
+
+
+def _output(run: subprocess.CompletedProcess[str]) -> str:
+    return f"exit code {run.returncode}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+
+
+def test_a_run_within_generous_targets_passes_and_writes_reports(
+    service: ServiceProcess, demo: Path, tmp_path: Path
+) -> None:
+    targets = tmp_path / "generous.toml"
+    targets.write_text(
+        "max_error_rate_percent = 1.0\n"
+        "[p99_ms]\nfeed = 5000\nsimilar = 5000\npopular = 5000\nevents = 5000\n"
+    )
+    run = _locust(
+        tmp_path,
+        service.url,
+        "--dataset",
+        str(demo),
+        "--targets",
+        str(targets),
+        "--csv",
+        "reports/locust",
+        "--html",
+        "reports/locust.html",
+    )
+
+    assert run.returncode == 0, _output(run)
+    assert "RESULT: PASS" in run.stdout, _output(run)
+    table = _table_rows(run.stdout)
+    for endpoint in READ_ENDPOINTS:
+        requests, failures, _p50, _p99, target, result = table[endpoint]
+        assert int(requests) > 0, _output(run)
+        assert failures == "0", _output(run)
+        assert (target, result) == ("5000", "PASS"), _output(run)
+    assert table["events"][:2] == ["0", "0"], _output(run)  # no API key: no events
+    assert " ".join(table["events"][4:]) == "5000 SKIP (no API key)", _output(run)
+
+    with (tmp_path / "reports" / "locust_stats.csv").open(newline="") as stats_file:
+        stats = {row["Name"]: row for row in csv.DictReader(stats_file)}
+    assert set(stats) == {*READ_ENDPOINTS, "Aggregated"}
+    for endpoint in READ_ENDPOINTS:
+        row = stats[endpoint]
+        assert row["Type"] == "GET"
+        assert int(row["Request Count"]) == int(table[endpoint][0])
+        assert int(row["Failure Count"]) == 0
+        assert row["99%"] == table[endpoint][3]  # the table judges the number the CSV shows
+    html = (tmp_path / "reports" / "locust.html").read_text()
+    assert all(endpoint in html for endpoint in READ_ENDPOINTS)
+
+
+def test_a_run_missing_its_p99_target_fails(
+    service: ServiceProcess, demo: Path, tmp_path: Path
+) -> None:
+    # Without --dataset: the id ranges from the options, categories and regions the demo's.
+    run = _locust(
+        tmp_path,
+        service.url,
+        "--user-ids",
+        str(DEMO_USERS),
+        "--item-ids",
+        str(DEMO_ITEMS),
+        "--p99",
+        "feed=0.001",
+    )
+
+    assert run.returncode == 1, _output(run)
+    table = _table_rows(run.stdout)
+    assert int(table["feed"][0]) > 0, _output(run)
+    assert table["feed"][4:] == ["0.001", "MISS"], _output(run)
+    assert "RESULT: FAIL: feed p99" in run.stdout, _output(run)
+
+
+def test_a_p99_target_for_an_unknown_endpoint_stops_the_run_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    run = _locust(tmp_path, "http://127.0.0.1:9", "--p99", "fead=40", run_time="30s")
+
+    assert run.returncode == 2, _output(run)
+    assert "unknown endpoints ['fead']" in run.stderr, _output(run)
+
+
+def test_the_default_segments_are_the_demos(demo: Path) -> None:
+    """Without --dataset the locustfile draws the demo's categories and regions."""
+    constants = {
+        target.id: ast.literal_eval(node.value)
+        for node in ast.parse(LOCUSTFILE.read_text()).body
+        if isinstance(node, ast.AnnAssign) and node.value is not None
+        for target in [node.target]
+        if isinstance(target, ast.Name) and target.id.startswith("DEMO_")
+    }
+    catalog = [json.loads(line) for line in (demo / "catalog.jsonl").read_text().splitlines()]
+
+    assert set(constants["DEMO_CATEGORIES"]) == {item["category"] for item in catalog}
+    assert set(constants["DEMO_REGIONS"]) == {item["region"] for item in catalog}
+    assert (constants["DEMO_USERS"], constants["DEMO_ITEMS"]) == (DEFAULT_USERS, DEFAULT_ITEMS)
