@@ -12,8 +12,12 @@ UV := $(RECS_CACHE_DIR)/uv-$(UV_VERSION)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 STACK := $(BIN)/python scripts/stack.py
+DEMO_DIR ?= data/demo
+# The API key `make dev` accepts (write endpoints); never use it outside your machine.
+DEV_API_KEY ?= dev-key
 
-.PHONY: help install run dev test lint typecheck pytest stack-up stack-down stack-status
+.PHONY: help install tools run dev test lint typecheck pytest stack-up stack-down stack-status \
+	loadtest bench bench-load
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +32,19 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.synced ## create the virtualenv and install the locked dependencies
 
+tools: ## pinned Go tools (kustomize, vegeta) into the cache
+	@bash scripts/tools.sh
+
+run: install ## the service on :8000 from the embedded demo data (generated on first use)
+	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	RECS_BACKEND=embedded RECS_EMBEDDED_DATA_DIR=$(DEMO_DIR) RECS_API_KEYS=$(DEV_API_KEY) \
+		exec $(BIN)/python -m app
+
+dev: stack-up ## the service on :8000 against the local stack, loaded with the demo data
+	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	eval "$$($(STACK) env)" && $(BIN)/recs demo load --data $(DEMO_DIR) && \
+		RECS_BACKEND=remote RECS_API_KEYS=$(DEV_API_KEY) exec $(BIN)/python -m app
+
 lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check app tests scripts loadtests
 	$(BIN)/ruff format --check app tests scripts loadtests
@@ -35,11 +52,36 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy, strict on app/
 	$(BIN)/mypy
 
-stack-up: install ## start Cassandra, DynamoDB Local and the catalog service (idempotent)
+# The whole suite: lint, types, then unit, integration, end-to-end, load-suite, deployment and
+# fault tests against the real local stack. A stack this run started is stopped at the end;
+# one that was already up is reused and left running.
+test: install tools lint typecheck ## install, start the local stack, run the whole suite
+	@if $(STACK) status --quiet; then owned=no; else owned=yes; fi; \
+	$(STACK) up || exit 1; \
+	trap 'if [ $$owned = yes ]; then $(STACK) down; fi' EXIT; \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+stack-up: install ## start Cassandra, DynamoDB Local and the catalog service; apply the schema
 	$(STACK) up
+	eval "$$($(STACK) env)" && $(BIN)/recs schema apply
 
 stack-down: install ## stop the local stack (by recorded pid)
 	$(STACK) down
 
 stack-status: install ## show what of the local stack runs
 	$(STACK) status
+
+LOADTEST_HOST ?= http://127.0.0.1:8000
+LOADTEST_USERS ?= 20
+LOADTEST_SPAWN_RATE ?= 5
+LOADTEST_TIME ?= 60s
+LOADTEST_ARGS ?=
+
+loadtest: install ## Locust against the running service (make dev); fails when a p99 target is missed
+	@$(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/readyz", timeout=5)' \
+		$(LOADTEST_HOST) 2>/dev/null || { echo "no ready service at $(LOADTEST_HOST): start one with 'make dev'"; exit 1; }
+	$(BIN)/locust -f loadtests/locustfile.py --headless --host $(LOADTEST_HOST) \
+		--users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) --run-time $(LOADTEST_TIME) \
+		$(if $(wildcard $(DEMO_DIR)/manifest.json),--dataset $(DEMO_DIR)) \
+		--api-key $(DEV_API_KEY) \
+		--csv reports/locust --html reports/locust.html --only-summary $(LOADTEST_ARGS)

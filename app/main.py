@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -24,13 +25,28 @@ from app.observability.threadpool import InstrumentedExecutor
 from app.ranking.types import ScoredList
 from app.recommender import Recommender
 from app.runtime import tune_gc
-from app.sources.base import BatchLookup, InteractionReader, ModelStore
+from app.sources.base import BatchLookup, InteractionStore, ModelStore
+from app.sources.cache import BatchCache
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Everything the lifespan built to read and write data, for one backend."""
+
+    models: ModelStore
+    interactions: InteractionStore
+    neighbours: BatchLookup[ScoredList]
+    catalog: BatchLookup[CatalogItem]
+    # Remote backend only: the CQL thread pool and the caches in front of the stores.
+    cql_executor: InstrumentedExecutor | None = None
+    caches: dict[str, BatchCache[Any]] = field(default_factory=dict)
+
+
 class State(TypedDict):
     settings: Settings
+    sources: Sources
     recommender: Recommender
     models: ModelTracker
 
@@ -53,10 +69,10 @@ def _lifespan(settings: Settings) -> Any:
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             if settings.use_remote:
-                store, interactions, neighbours, catalog = await _remote_sources(settings, stack)
+                sources = await _remote_sources(settings, stack)
             else:
-                store, interactions, neighbours, catalog = await _embedded_sources(settings)
-            models = ModelTracker(store, refresh_s=settings.model_refresh_s)
+                sources = await _embedded_sources(settings)
+            models = ModelTracker(sources.models, refresh_s=settings.model_refresh_s)
             try:
                 await models.refresh()
             except Exception as exc:  # serve 503 until the store answers (readiness says so)
@@ -66,19 +82,17 @@ def _lifespan(settings: Settings) -> Any:
             recommender = Recommender(
                 settings,
                 models=models,
-                interactions=interactions,
-                neighbours=neighbours,
-                catalog=catalog,
+                interactions=sources.interactions,
+                neighbours=sources.neighbours,
+                catalog=sources.catalog,
             )
             tune_gc(settings)
-            yield State(settings=settings, recommender=recommender, models=models)
+            yield State(settings=settings, sources=sources, recommender=recommender, models=models)
 
     return lifespan
 
 
-async def _remote_sources(
-    settings: Settings, stack: contextlib.AsyncExitStack
-) -> tuple[ModelStore, InteractionReader, BatchLookup[ScoredList], BatchLookup[CatalogItem]]:
+async def _remote_sources(settings: Settings, stack: contextlib.AsyncExitStack) -> Sources:
     import aioboto3
     from aiobotocore.config import AioConfig
 
@@ -122,13 +136,21 @@ async def _remote_sources(
     )
     catalog = HttpCatalog(http)
     await _warm_up(settings, dynamodb, http)
-    return (
-        scylla,
-        DynamoInteractions(dynamodb, table=settings.dynamodb_table),
-        neighbour_cache(scylla.neighbours, max_mb=settings.neighbour_cache_mb),
-        catalog_cache(
-            catalog.items, max_mb=settings.catalog_cache_mb, ttl_s=settings.catalog_cache_ttl_s
+    neighbours = neighbour_cache(scylla.neighbours, max_mb=settings.neighbour_cache_mb)
+    catalog_items = catalog_cache(
+        catalog.items, max_mb=settings.catalog_cache_mb, ttl_s=settings.catalog_cache_ttl_s
+    )
+    return Sources(
+        models=scylla,
+        interactions=DynamoInteractions(
+            dynamodb,
+            table=settings.dynamodb_table,
+            retention_days=settings.event_retention_days,
         ),
+        neighbours=neighbours,
+        catalog=catalog_items,
+        cql_executor=executor,
+        caches={"neighbours": neighbours, "catalog": catalog_items},
     )
 
 
@@ -146,10 +168,13 @@ async def _warm_up(settings: Settings, dynamodb: Any, http: Any) -> None:
         log.warning("catalog warm-up failed", extra={"error": repr(exc)})
 
 
-async def _embedded_sources(
-    settings: Settings,
-) -> tuple[ModelStore, InteractionReader, BatchLookup[ScoredList], BatchLookup[CatalogItem]]:
+async def _embedded_sources(settings: Settings) -> Sources:
     from app.sources.embedded import EmbeddedBackend
 
     backend = await asyncio.to_thread(EmbeddedBackend.load, Path(settings.embedded_data_dir))
-    return backend, backend, backend.neighbour_lookup, backend.catalog_lookup
+    return Sources(
+        models=backend,
+        interactions=backend,
+        neighbours=backend.neighbour_lookup,
+        catalog=backend.catalog_lookup,
+    )

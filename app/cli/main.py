@@ -210,10 +210,26 @@ def _catalog_json(item: Any) -> str:
     return orjson.dumps(dataclasses.asdict(item)).decode()
 
 
+# Loads of interaction files are recorded in the events table itself, under a user id outside
+# the id charset (no real user can have it): a store that lost its data (DynamoDB Local is in
+# memory) has lost the record too, so the file is loaded again.
+_LOADS_USER = "#loads"
+
+
 def _load_interactions(args: argparse.Namespace, settings: Settings) -> int:
+    from app.publishing.versions import content_version
+
     path: Path = args.file
+    marker = {"user_id": {"S": _LOADS_USER}, "sk": {"S": content_version("interactions", path)}}
+    dynamodb = _boto3_dynamodb(settings)
+    if not args.force:
+        done = dynamodb.get_item(TableName=settings.dynamodb_table, Key=marker, ConsistentRead=True)
+        if "Item" in done:
+            print(f"interactions: {path} was loaded already (--force loads it again)")
+            return 0
     stats = ReadStats()
     written, seconds = asyncio.run(_write_interactions(path, settings, args.skip_invalid, stats))
+    dynamodb.put_item(TableName=settings.dynamodb_table, Item=marker)
     _report_skips(stats, path)
     print(
         f"interactions: {written} events stored in {settings.dynamodb_table} in {seconds:.1f} s "
@@ -367,6 +383,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     interactions.add_argument("file", type=Path)
     interactions.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
+    interactions.add_argument(
+        "--force", action="store_true", help="load even if this file was loaded before"
+    )
     interactions.set_defaults(handler=_load_interactions)
 
     versions_parser = commands.add_parser("versions", help="model versions").add_subparsers(

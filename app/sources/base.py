@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 from app.domain import CatalogItem, Interaction
+
+if TYPE_CHECKING:
+    from app.sources.dynamo import Event, WriteOutcome
 from app.ranking.types import ScoredList
 
 T = TypeVar("T")
@@ -48,6 +51,12 @@ class NeighbourReader(Protocol):
 class InteractionReader(Protocol):
     async def recent(self, user_id: str, limit: int) -> list[Interaction]:
         """A user's newest interactions, newest first, read-your-writes consistent."""
+        ...
+
+
+class InteractionStore(InteractionReader, Protocol):
+    async def write(self, events: Sequence[Event], *, deadline_s: float) -> WriteOutcome:
+        """Store events idempotently; report which were stored and which failed."""
         ...
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Dataset
+from tests.conftest import Dataset
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Dataset
+from tests.conftest import Dataset
 from tests.support import CatalogProcess, ServiceProcess
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ import pytest
 
 from app.offline.formats import write_neighbours
 from app.offline.topk import iter_rows
-from tests.e2e.conftest import Dataset, recs_cli
+from tests.conftest import Dataset, recs_cli
 from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.e2e
