@@ -186,7 +186,13 @@ class Recommender:
         )
         catalog_available = DEP_CATALOG not in degraded
         page = assemble_page(
-            pool, (), catalog=catalog, catalog_available=catalog_available, drop=drop, rules=rules
+            pool,
+            (),
+            catalog=catalog,
+            catalog_available=catalog_available,
+            drop=drop,
+            rules=rules,
+            relax_caps=False,  # popular items fill a short page before the caps give way
         )
         if len(page) < query.limit:
             # Short: fill from popular lists, the user's own region and category first.

@@ -26,13 +26,15 @@ def assemble_page(
     catalog_available: bool,
     drop: Container[str],
     rules: PageRules,
+    relax_caps: bool = True,
 ) -> list[Scored]:
     """Pick up to `rules.limit` items: primary candidates first, then the fallback ones.
 
     An item is skipped when dropped (seen, excluded, already served), inactive, outside the
-    filters, or over a diversity cap (at most N per category and per seller). Items skipped
-    only for a cap come back, in order, when the page would otherwise be short: a full page
-    beats a perfectly diverse short one. With a category filter the category cap is moot.
+    filters, or over a diversity cap (at most N per category and per seller). With
+    `relax_caps`, items skipped only for a cap come back, in order, when the page would
+    otherwise be short: a full page beats a perfectly diverse short one, but only once every
+    other candidate was tried. With a category filter the category cap is moot.
     """
     page: list[Scored] = []
     chosen: set[str] = set()
@@ -65,7 +67,8 @@ def assemble_page(
         chosen.add(item_id)
         if len(page) >= rules.limit:
             return page
-    page.extend(capped[: rules.limit - len(page)])
+    if relax_caps:
+        page.extend(capped[: rules.limit - len(page)])
     return page
 
 

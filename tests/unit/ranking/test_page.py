@@ -155,3 +155,27 @@ def test_preferred_category_and_region_is_the_most_frequent() -> None:
     }
     assert preferred_category_and_region(["a", "b", "c", "zz"], catalog) == ("bikes", "paris")
     assert preferred_category_and_region([], catalog) == (None, None)
+
+
+def test_without_relaxing_caps_a_short_page_stays_short_for_the_fill_to_complete() -> None:
+    catalog = {i: item(i, "bikes") for i in "abcd"} | {"p": item("p", "sofas")}
+    rules = PageRules(limit=3, max_per_category=1, max_per_seller=5)
+    strict = assemble_page(
+        cands("a", "b", "c"),
+        (),
+        catalog=catalog,
+        catalog_available=True,
+        drop=(),
+        rules=rules,
+        relax_caps=False,
+    )
+    assert ids(strict) == ["a"]
+    filled = assemble_page(
+        cands("a", "b", "c"),
+        cands("p", source="popular"),
+        catalog=catalog,
+        catalog_available=True,
+        drop=(),
+        rules=rules,
+    )
+    assert ids(filled) == ["a", "p", "b"]  # the popular sofa before a second bike
