@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import logging
+from types import FrameType
 
 import uvicorn
 
+from app.api.middleware import Lifecycle
 from app.config import Settings
 from app.main import create_app
 from app.observability import logging as app_logging
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with readiness turned off the moment SIGTERM arrives.
+
+    uvicorn then stops accepting connections, lets in-flight requests finish within
+    `RECS_SHUTDOWN_GRACE_S`, runs the lifespan's shutdown (clients close) and exits.
+    """
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
+        super().__init__(config)
+        self._lifecycle = lifecycle
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self._lifecycle.draining:
+            logging.getLogger("app").info(
+                "draining", extra={"signal": sig, "in_flight": self._lifecycle.in_flight}
+            )
+        self._lifecycle.draining = True
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
     settings = Settings.from_env()
     app_logging.configure(settings.log_level)
     logging.getLogger("app").info("starting", extra={"settings": settings.public_dict()})
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -25,7 +48,9 @@ def main() -> None:
         access_log=settings.access_log,
         log_config=None,
         server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
+    _Server(config, app.state.lifecycle).run()
 
 
 if __name__ == "__main__":

@@ -60,6 +60,15 @@ class Settings:
     shutdown_grace_s: float = _setting(
         20.0, "On SIGTERM: how long in-flight requests may take before the process exits."
     )
+    event_write_deadline_ms: int = _setting(
+        1500, "Budget of POST /v1/events for storing its batch, retries included."
+    )
+    breaker_failures: int = _setting(
+        5, "Consecutive failures of a dependency that open its circuit breaker."
+    )
+    breaker_reset_s: float = _setting(
+        1.0, "How long an open breaker refuses calls before letting one probe through."
+    )
     # --- ScyllaDB / Cassandra (CQL) ----------------------------------------------------
     scylla_hosts: list[str] = _setting([], "CQL contact points, comma-separated.")
     scylla_port: int = _setting(9042, "CQL native transport port.")
@@ -180,6 +189,8 @@ class Settings:
             "dynamodb_timeout_ms",
             "catalog_timeout_ms",
             "history_limit",
+            "breaker_failures",
+            "event_write_deadline_ms",
             "default_limit",
             "max_limit",
             "recency_half_life_ms",

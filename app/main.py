@@ -1,7 +1,8 @@
 """The application: `create_app()` and the lifespan that builds every client once.
 
 The lifespan yields a typed `State`; routes read it from `request.state`. Nothing expensive
-happens at import time.
+happens at import time. Every dependency call the service makes goes through `protect`:
+a circuit breaker and latency/error metrics per dependency.
 """
 
 from __future__ import annotations
@@ -9,24 +10,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from prometheus_client.core import Metric
 
 from app.api.errors import install_error_handlers
+from app.api.middleware import Lifecycle, RequestMiddleware
 from app.api.routes import build_router
 from app.config import Settings
-from app.domain import CatalogItem
+from app.domain import CatalogItem, Interaction
 from app.model_versions import ModelTracker
+from app.observability.metrics import Metrics, StateCollector, counter, gauge
 from app.observability.threadpool import InstrumentedExecutor
 from app.ranking.types import ScoredList
 from app.recommender import Recommender
+from app.resilience import CircuitBreaker, protect
 from app.runtime import tune_gc
-from app.sources.base import BatchLookup, InteractionStore, ModelStore
+from app.sources.base import (
+    DEP_CATALOG,
+    DEP_DYNAMODB,
+    DEP_SCYLLA,
+    BatchLookup,
+    InteractionStore,
+    ModelStore,
+)
 from app.sources.cache import BatchCache
+from app.sources.dynamo import Event, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +52,17 @@ class Sources:
     interactions: InteractionStore
     neighbours: BatchLookup[ScoredList]
     catalog: BatchLookup[CatalogItem]
-    # Remote backend only: the CQL thread pool and the caches in front of the stores.
+    # Remote backend only: the CQL cluster and thread pool, the caches, the breakers.
+    cql_cluster: Any = None
     cql_executor: InstrumentedExecutor | None = None
     caches: dict[str, BatchCache[Any]] = field(default_factory=dict)
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
 
 class State(TypedDict):
     settings: Settings
+    metrics: Metrics
+    lifecycle: Lifecycle
     sources: Sources
     recommender: Recommender
     models: ModelTracker
@@ -53,23 +70,36 @@ class State(TypedDict):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    metrics = Metrics()
+    lifecycle = Lifecycle()
     app = FastAPI(
         title="recs",
         version="0.1.0",
         summary="Personalized feed, similar items and popular lists for a marketplace.",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, metrics, lifecycle),
+        max_body_size=None,  # RequestMiddleware enforces RECS_MAX_BODY_BYTES, answering JSON
     )
     install_error_handlers(app)
     app.include_router(build_router(settings))
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        lifecycle=lifecycle,
+        max_in_flight=settings.max_in_flight,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+    )
+    # The server's SIGTERM handler turns readiness off through this (see app.__main__).
+    app.state.lifecycle = lifecycle
     return app
 
 
-def _lifespan(settings: Settings) -> Any:
+def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             if settings.use_remote:
-                sources = await _remote_sources(settings, stack)
+                sources = await _remote_sources(settings, metrics, stack)
             else:
                 sources = await _embedded_sources(settings)
             models = ModelTracker(sources.models, refresh_s=settings.model_refresh_s)
@@ -77,8 +107,6 @@ def _lifespan(settings: Settings) -> Any:
                 await models.refresh()
             except Exception as exc:  # serve 503 until the store answers (readiness says so)
                 log.warning("model versions not loaded at startup", extra={"error": repr(exc)})
-            refresher = asyncio.get_running_loop().create_task(models.run())
-            stack.callback(refresher.cancel)
             recommender = Recommender(
                 settings,
                 models=models,
@@ -86,25 +114,62 @@ def _lifespan(settings: Settings) -> Any:
                 neighbours=sources.neighbours,
                 catalog=sources.catalog,
             )
+            metrics.add_collector(
+                StateCollector(lambda: _state_metrics(sources, models, lifecycle))
+            )
+            loop = asyncio.get_running_loop()
+            for background in (models.run(), metrics.sample_loop_lag()):
+                stack.callback(loop.create_task(background).cancel)
+            stack.callback(metrics.watch_gc())
             tune_gc(settings)
-            yield State(settings=settings, sources=sources, recommender=recommender, models=models)
+            log.info(
+                "ready to serve", extra={"backend": "remote" if settings.use_remote else "embedded"}
+            )
+            yield State(
+                settings=settings,
+                metrics=metrics,
+                lifecycle=lifecycle,
+                sources=sources,
+                recommender=recommender,
+                models=models,
+            )
+            log.info("shutting down: closing clients")
 
     return lifespan
 
 
-async def _remote_sources(settings: Settings, stack: contextlib.AsyncExitStack) -> Sources:
+async def _remote_sources(
+    settings: Settings, metrics: Metrics, stack: contextlib.AsyncExitStack
+) -> Sources:
     import aioboto3
     from aiobotocore.config import AioConfig
 
     from app.sources.cache import catalog_cache, neighbour_cache
     from app.sources.catalog import HttpCatalog, build_http_client
     from app.sources.dynamo import DynamoInteractions
-    from app.sources.scylla import ScyllaStore, connect
+    from app.sources.scylla import ScyllaStore, connect, shard_awareness
+
+    breakers = {
+        name: CircuitBreaker(
+            name, failure_threshold=settings.breaker_failures, reset_s=settings.breaker_reset_s
+        )
+        for name in (DEP_SCYLLA, DEP_DYNAMODB, DEP_CATALOG)
+    }
+
+    def guard(dependency: str, operation: str, call: Any) -> Any:
+        return protect(
+            call,
+            breaker=breakers[dependency],
+            metrics=metrics,
+            dependency=dependency,
+            operation=operation,
+        )
 
     executor = InstrumentedExecutor(settings.scylla_executor_threads, thread_name_prefix="cql")
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
     cluster, session = await asyncio.to_thread(connect, settings)
     stack.callback(cluster.shutdown)
+    log.info("scylla shard awareness", extra=shard_awareness(cluster))
     scylla = await asyncio.to_thread(
         ScyllaStore,
         session,
@@ -123,6 +188,7 @@ async def _remote_sources(settings: Settings, stack: contextlib.AsyncExitStack) 
                 max_pool_connections=settings.dynamodb_max_connections,
                 connect_timeout=settings.dynamodb_timeout_ms / 1000,
                 read_timeout=settings.dynamodb_timeout_ms / 1000,
+                # Retries are ours: inside the request deadline, only where idempotent.
                 retries={"max_attempts": 1, "mode": "standard"},
             ),
         )
@@ -134,30 +200,57 @@ async def _remote_sources(settings: Settings, stack: contextlib.AsyncExitStack) 
             max_connections=settings.catalog_max_connections,
         )
     )
-    catalog = HttpCatalog(http)
     await _warm_up(settings, dynamodb, http)
-    neighbours = neighbour_cache(scylla.neighbours, max_mb=settings.neighbour_cache_mb)
+
+    catalog = HttpCatalog(http)
+    interactions = DynamoInteractions(
+        dynamodb, table=settings.dynamodb_table, retention_days=settings.event_retention_days
+    )
+    neighbours = neighbour_cache(
+        guard(DEP_SCYLLA, "neighbours", scylla.neighbours), max_mb=settings.neighbour_cache_mb
+    )
     catalog_items = catalog_cache(
-        catalog.items, max_mb=settings.catalog_cache_mb, ttl_s=settings.catalog_cache_ttl_s
+        guard(DEP_CATALOG, "items", catalog.items),
+        max_mb=settings.catalog_cache_mb,
+        ttl_s=settings.catalog_cache_ttl_s,
     )
     return Sources(
         models=scylla,
-        interactions=DynamoInteractions(
-            dynamodb,
-            table=settings.dynamodb_table,
-            retention_days=settings.event_retention_days,
+        interactions=_GuardedInteractions(
+            recent=guard(DEP_DYNAMODB, "query", interactions.recent),
+            write=guard(DEP_DYNAMODB, "batch_write", interactions.write),
         ),
         neighbours=neighbours,
         catalog=catalog_items,
+        cql_cluster=cluster,
         cql_executor=executor,
         caches={"neighbours": neighbours, "catalog": catalog_items},
+        breakers=breakers,
     )
+
+
+class _GuardedInteractions:
+    """The DynamoDB store's two calls, each behind the dynamodb breaker and metrics."""
+
+    def __init__(
+        self,
+        recent: Callable[[str, int], Awaitable[list[Interaction]]],
+        write: Callable[..., Awaitable[WriteOutcome]],
+    ) -> None:
+        self._recent = recent
+        self._write = write
+
+    async def recent(self, user_id: str, limit: int) -> list[Interaction]:
+        return await self._recent(user_id, limit)
+
+    async def write(self, events: Sequence[Event], *, deadline_s: float) -> WriteOutcome:
+        return await self._write(events, deadline_s=deadline_s)
 
 
 async def _warm_up(settings: Settings, dynamodb: Any, http: Any) -> None:
     """One call through each client before serving: the first aiobotocore call resolves
     credentials and endpoint rules and the first HTTP call connects, together far more than
-    a request's budget. Failures are logged, not fatal: readiness reports them."""
+    a request's budget. Failures are logged, not fatal: the breakers handle what follows."""
     try:
         await dynamodb.describe_table(TableName=settings.dynamodb_table)
     except Exception as exc:
@@ -178,3 +271,69 @@ async def _embedded_sources(settings: Settings) -> Sources:
         neighbours=backend.neighbour_lookup,
         catalog=backend.catalog_lookup,
     )
+
+
+def _state_metrics(
+    sources: Sources, models: ModelTracker, lifecycle: Lifecycle
+) -> Iterator[Metric]:
+    """Gauges read at scrape time."""
+    yield gauge("recs_requests_in_flight", "Requests being served.", {}, lifecycle.in_flight)
+    yield gauge("recs_draining", "1 while shutting down.", {}, float(lifecycle.draining))
+    snapshot = models.current
+    if snapshot is not None:
+        for model, version in (
+            ("neighbours", snapshot.neighbours_version),
+            ("popular", snapshot.popular_version),
+        ):
+            yield gauge(
+                "recs_model_version_info",
+                "The active version of each model (value 1).",
+                {"model": model, "version": version or "none"},
+                1.0,
+            )
+    executor = sources.cql_executor
+    if executor is not None:
+        yield gauge("recs_cql_pool_threads", "Threads of the CQL pool.", {}, executor.max_workers)
+        yield gauge(
+            "recs_cql_pool_busy_threads", "CQL pool threads running a call.", {}, executor.busy
+        )
+        yield gauge(
+            "recs_cql_pool_queue_depth", "CQL calls waiting for a thread.", {}, executor.queue_depth
+        )
+        yield counter("recs_cql_pool_hops", "Calls handed to the CQL pool.", {}, executor.submitted)
+    for name, cache in sources.caches.items():
+        labels = {"cache": name}
+        lookups = cache.hits + cache.misses
+        yield gauge("recs_cache_entries", "Entries in the cache.", labels, len(cache))
+        yield gauge("recs_cache_bytes", "Approximate bytes held by the cache.", labels, cache.bytes)
+        yield counter("recs_cache_hits", "Cache lookups that found the key.", labels, cache.hits)
+        yield counter("recs_cache_misses", "Cache lookups that did not.", labels, cache.misses)
+        yield gauge(
+            "recs_cache_hit_ratio",
+            "Hits over lookups since start.",
+            labels,
+            cache.hits / lookups if lookups else 0.0,
+        )
+    for name, breaker in sources.breakers.items():
+        yield gauge(
+            "recs_circuit_open",
+            "1 while a dependency's circuit breaker refuses calls.",
+            {"dependency": name},
+            float(breaker.state != "closed"),
+        )
+    if sources.cql_cluster is not None:
+        from app.sources.scylla import shard_awareness
+
+        report = shard_awareness(sources.cql_cluster)
+        yield gauge(
+            "recs_scylla_shard_aware",
+            "1 when connected to ScyllaDB with shard-aware routing.",
+            {},
+            float(report["shard_aware"]),
+        )
+        yield gauge(
+            "recs_scylla_all_shards_connected",
+            "1 when every shard of every node has a connection (ScyllaDB only).",
+            {},
+            float(report["all_shards_connected"]),
+        )

@@ -6,18 +6,24 @@ document states every constraint; responses are dataclasses serialized by orjson
 
 # No `from __future__ import annotations` here: FastAPI reads these annotations at run time,
 # and the parameter types are built inside build_router from the settings.
+import dataclasses
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from app.api.auth import key_checker
 from app.api.errors import ERROR_SCHEMA, ApiError
+from app.api.events import EventBatch, EventsResult, validate
 from app.api.serialization import json_response, page_response
 from app.config import Settings
 from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, is_valid_id
 from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
 from app.results import RecommendationPage
+from app.sources.base import InteractionStore
+from app.sources.dynamo import Event, WriteOutcome
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
@@ -63,12 +69,35 @@ def parse_exclude(raw: str | None, max_items: int) -> frozenset[str]:
     return frozenset(ids)
 
 
+async def _store(store: InteractionStore, events: list[Event], deadline_s: float) -> WriteOutcome:
+    if not events:
+        return WriteOutcome()
+    try:
+        return await store.write(events, deadline_s=deadline_s)
+    except Exception:  # breaker open, store unreachable: nothing was confirmed stored
+        return WriteOutcome(failed=list(events))
+
+
+_PARTIAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "accepted", "rejected", "failed"],
+    "properties": {
+        **ERROR_SCHEMA["properties"],
+        "accepted": {"type": "array", "items": {"type": "string"}},
+        "rejected": {"type": "array", "items": {"type": "object"}},
+        "failed": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
 def _recommender(request: Request) -> Recommender:
     recommender: Recommender = request.state.recommender
     return recommender
 
 
 def build_router(settings: Settings) -> APIRouter:
+    require_key = key_checker(settings.api_keys)
+    read_guard = [Depends(require_key)] if settings.require_key_for_reads else []
     router = APIRouter()
     limit_doc = f"Items per page, 1 to {settings.max_limit}."
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description=limit_doc)]
@@ -105,6 +134,7 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get(
         "/v1/users/{user_id}/recommendations",
         response_model=RecommendationPage,
+        dependencies=read_guard,
         responses=_ERRORS,
         summary="Personalized feed",
         tags=["recommendations"],
@@ -143,6 +173,7 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get(
         "/v1/items/{item_id}/similar",
         response_model=RecommendationPage,
+        dependencies=read_guard,
         responses=_ERRORS,
         summary="Similar items",
         tags=["recommendations"],
@@ -185,6 +216,7 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get(
         "/v1/popular",
         response_model=RecommendationPage,
+        dependencies=read_guard,
         responses=_ERRORS,
         summary="Popular items",
         tags=["recommendations"],
@@ -199,6 +231,51 @@ def build_router(settings: Settings) -> APIRouter:
         query = PopularQuery(limit=limit, category=category, region=region)
         return page_response(await _recommender(request).popular(query))
 
+    event_types = frozenset(settings.event_weights)
+    write_deadline_s = settings.event_write_deadline_ms / 1000
+
+    @router.post(
+        "/v1/events",
+        response_model=EventsResult,
+        responses={
+            **_ERRORS,
+            413: _ERRORS[400] | {"description": "Body larger than RECS_MAX_BODY_BYTES"},
+            503: {
+                "description": "Some valid events could not be stored: send them again",
+                "content": {"application/json": {"schema": _PARTIAL_SCHEMA}},
+            },
+        },
+        dependencies=[Depends(require_key)],
+        summary="Ingest user interactions",
+        tags=["events"],
+    )
+    async def post_events(request: Request, batch: EventBatch) -> Response:
+        """Store a batch of 1 to 500 interactions, idempotently by event id. Each event is
+        validated on its own: invalid ones are listed in `rejected` with a reason. Only
+        events DynamoDB confirmed are listed in `accepted`."""
+        valid, rejected = validate(batch.events, event_types)
+        outcome = await _store(request.state.sources.interactions, valid, write_deadline_s)
+        result = EventsResult(
+            accepted=[event.event_id for event in outcome.stored],
+            rejected=rejected,
+            failed=[event.event_id for event in outcome.failed],
+        )
+        if result.failed:
+            body = {
+                "error": {
+                    "code": "storage_unavailable",
+                    "message": f"{len(result.failed)} events were not stored; send them again",
+                },
+                **dataclasses.asdict(result),
+            }
+            return json_response(body, 503, {"Retry-After": "1"})
+        return json_response(result)
+
+    @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics(request: Request) -> Response:
+        """Request, dependency, event-loop, GC, pool, cache and model-version metrics."""
+        return Response(request.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @router.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> Response:
         """The event loop answers."""
@@ -207,6 +284,8 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get("/readyz", tags=["operations"], summary="Readiness", responses=_ERRORS)
     async def readyz(request: Request) -> Response:
         """Ready once clients are built and the active model versions are loaded."""
+        if request.state.lifecycle.draining:
+            return json_response({"status": "not_ready", "reason": "draining"}, 503)
         snapshot = request.state.models.current
         if snapshot is None or not snapshot.complete:
             return json_response(

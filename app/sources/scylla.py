@@ -33,7 +33,11 @@ def connect(settings: Settings, *, keyspace: str | None = None) -> tuple[Any, An
     from cassandra import ConsistencyLevel
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.policies import (
+        DCAwareRoundRobinPolicy,
+        ExponentialReconnectionPolicy,
+        TokenAwarePolicy,
+    )
     from cassandra.query import tuple_factory
 
     profile = ExecutionProfile(
@@ -57,6 +61,8 @@ def connect(settings: Settings, *, keyspace: str | None = None) -> tuple[Any, An
         )
     cluster = Cluster(
         contact_points=settings.scylla_hosts,
+        # Reconnect soon after a node returns (the default backs off up to 10 minutes).
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=4.0),
         port=settings.scylla_port,
         protocol_version=settings.scylla_protocol_version,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
@@ -69,6 +75,27 @@ def connect(settings: Settings, *, keyspace: str | None = None) -> tuple[Any, An
         cluster.shutdown()
         raise
     return cluster, session
+
+
+def shard_awareness(cluster: Any) -> dict[str, Any]:
+    """Whether every shard of every node has a connection (ScyllaDB's shard-aware routing).
+
+    Against Cassandra (the local stack) there are no shards: shard awareness does not apply.
+    """
+    if not cluster.is_shard_aware():
+        return {
+            "shard_aware": False,
+            "all_shards_connected": False,
+            "note": "not ScyllaDB (no sharding info): shard awareness does not apply",
+        }
+    stats = cluster.shard_aware_stats() or {}
+    return {
+        "shard_aware": True,
+        "all_shards_connected": all(
+            host["connected"] >= host["shards_count"] for host in stats.values()
+        ),
+        "hosts": stats,
+    }
 
 
 class ScyllaStore:

@@ -11,11 +11,18 @@ import pytest
 
 from tests.support import ServiceProcess
 
+API_KEYS = ("e2e-key-one", "e2e-key-two")
+
 
 @pytest.fixture(scope="session")
 def service(loaded_env: dict[str, str], data_root: Path) -> Iterator[ServiceProcess]:
     process = ServiceProcess(
-        env={**loaded_env, "RECS_MODEL_REFRESH_S": "0.3", "RECS_LOG_LEVEL": "warning"},
+        env={
+            **loaded_env,
+            "RECS_MODEL_REFRESH_S": "0.3",
+            "RECS_LOG_LEVEL": "warning",
+            "RECS_API_KEYS": ",".join(API_KEYS),
+        },
         log=data_root / "service.log",
     )
     process.start()

@@ -1,0 +1,121 @@
+"""POST /v1/events: a batch of user interactions, each validated on its own.
+
+A malformed batch (not JSON, no `events` list, 0 or more than 500 events) is a 400 and
+changes nothing. Within a well-formed batch, invalid events are rejected one by one with a
+reason and the valid ones are stored. Only events DynamoDB confirmed are reported accepted;
+when some could not be stored, the answer is a 503 with Retry-After (sending the same batch
+again is safe: storage is idempotent by event id).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, MIN_TS_MS
+from app.sources.dynamo import Event
+
+MAX_EVENTS: Final = 500
+# Clocks drift; an event from further in the future than this is a bug, not a skew.
+MAX_FUTURE_MS: Final = 5 * 60 * 1000
+
+_ID = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_.:\-]{1,64}$",
+        max_length=MAX_ID_LENGTH,
+        description=ID_CHARSET_DESCRIPTION,
+    ),
+]
+
+
+class EventIn(BaseModel):
+    """One interaction, as a client sends it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    event_id: _ID = Field(description="Unique per event: a retried event is stored once.")
+    user_id: _ID
+    item_id: _ID
+    event_type: str = Field(description="One of the configured event types.", examples=["view"])
+    ts_ms: int = Field(description="When it happened, epoch milliseconds.", ge=MIN_TS_MS)
+    surface: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Where it happened (attribution).",
+        examples=["home_feed"],
+    )
+    model_version: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The model_version that showed the item.",
+    )
+
+
+class EventBatch(BaseModel):
+    events: Annotated[
+        list[dict[str, Any]],
+        Field(
+            min_length=1,
+            max_length=MAX_EVENTS,
+            description=f"1 to {MAX_EVENTS} events; each is validated on its own.",
+            json_schema_extra={"items": EventIn.model_json_schema()},
+        ),
+    ]
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int
+    event_id: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class EventsResult:
+    # Ids of the events stored (duplicates of one event each listed).
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    # Ids of valid events that could not be stored (503 only): send them again.
+    failed: list[str] = field(default_factory=list)
+
+
+def validate(
+    raw_events: list[dict[str, Any]], event_types: frozenset[str], now_ms: int | None = None
+) -> tuple[list[Event], list[Rejection]]:
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    valid: list[Event] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(raw_events):
+        raw_id = raw.get("event_id") if isinstance(raw, dict) else None
+        event_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            event = EventIn.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "event"
+            rejected.append(Rejection(index, event_id, f"{where}: {first['msg']}"))
+            continue
+        if event.event_type not in event_types:
+            allowed = ", ".join(sorted(event_types))
+            reason = f"event_type: {event.event_type[:40]!r} is not one of {allowed}"
+            rejected.append(Rejection(index, event_id, reason))
+            continue
+        if event.ts_ms > now_ms + MAX_FUTURE_MS:
+            rejected.append(Rejection(index, event_id, "ts_ms: more than 5 minutes in the future"))
+            continue
+        valid.append(
+            Event(
+                event.event_id,
+                event.user_id,
+                event.item_id,
+                event.event_type,
+                event.ts_ms,
+                event.surface,
+                event.model_version,
+            )
+        )
+    return valid, rejected
