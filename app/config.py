@@ -273,3 +273,47 @@ def env_name(field_name: str) -> str:
 
 def setting_fields() -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(Settings)
+
+
+def markdown_reference() -> str:
+    """docs/configuration.md, generated from the fields above (`python -m app.config`)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable, read once at startup by one typed object",
+        "(`app/config.py`); a bad value stops the service with a message naming the variable.",
+        "This page is generated from that object: `python -m app.config > docs/configuration.md`",
+        "(a test keeps the two in step). Secrets (marked) are masked in the startup log.",
+        "",
+        "| Variable | Default | Meaning |",
+        "| --- | --- | --- |",
+    ]
+    defaults = Settings()
+    for f in setting_fields():
+        value = getattr(defaults, f.name)
+        if isinstance(value, list):
+            shown = ",".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            shown = ",".join(f"{k}={v:g}" for k, v in value.items())
+        elif isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = str(value)
+        secret = " (secret)" if f.metadata.get("secret") else ""
+        lines.append(
+            f"| `{env_name(f.name)}` | `{shown}` | {f.metadata['help']}{secret} |"
+            if shown
+            else f"| `{env_name(f.name)}` | (empty) | {f.metadata['help']}{secret} |"
+        )
+    lines += [
+        "",
+        "Lists are comma-separated; booleans accept true/false, 1/0, yes/no, on/off.",
+        "DynamoDB credentials come from the standard AWS chain (`AWS_ACCESS_KEY_ID` ...,",
+        "or the pod's IAM role): they are not settings of this service.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown_reference(), end="")

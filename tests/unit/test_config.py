@@ -56,3 +56,14 @@ def test_public_dict_masks_secrets() -> None:
     shown = settings.public_dict()
     assert shown["api_keys"] == "***" and shown["scylla_password"] == "***"
     assert shown["port"] == 8000
+
+
+def test_docs_configuration_lists_every_setting_as_generated() -> None:
+    from pathlib import Path
+
+    from app.config import markdown_reference, setting_fields
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert page == markdown_reference(), "regenerate: python -m app.config > docs/configuration.md"
+    for field in setting_fields():
+        assert f"`RECS_{field.name.upper()}`" in page
