@@ -276,7 +276,6 @@ class Cassandra(Server):
             f"-Dlogback.configurationFile={SCRIPTS / 'cassandra' / 'logback.xml'}",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
             "-Dcassandra.initial_token=0",
-            "-Dcassandra.unsafesystem=true",
             "-Dcassandra.superuser_setup_delay_ms=0",
             *agent,
             "-cp",
