@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -22,7 +22,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import Lifecycle, RequestMiddleware
 from app.api.routes import build_router
 from app.config import Settings
-from app.domain import CatalogItem, Interaction
+from app.domain import CatalogItem
 from app.model_versions import ModelTracker
 from app.observability.metrics import Metrics, StateCollector, counter, gauge
 from app.observability.threadpool import InstrumentedExecutor
@@ -39,7 +39,6 @@ from app.sources.base import (
     ModelStore,
 )
 from app.sources.cache import BatchCache
-from app.sources.dynamo import Event, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +203,9 @@ async def _remote_sources(
 
     catalog = HttpCatalog(http)
     interactions = DynamoInteractions(
-        dynamodb, table=settings.dynamodb_table, retention_days=settings.event_retention_days
+        _GuardedDynamoDB(dynamodb, guard),
+        table=settings.dynamodb_table,
+        retention_days=settings.event_retention_days,
     )
     neighbours = neighbour_cache(
         guard(DEP_SCYLLA, "neighbours", scylla.neighbours), max_mb=settings.neighbour_cache_mb
@@ -216,10 +217,7 @@ async def _remote_sources(
     )
     return Sources(
         models=scylla,
-        interactions=_GuardedInteractions(
-            recent=guard(DEP_DYNAMODB, "query", interactions.recent),
-            write=guard(DEP_DYNAMODB, "batch_write", interactions.write),
-        ),
+        interactions=interactions,
         neighbours=neighbours,
         catalog=catalog_items,
         cql_cluster=cluster,
@@ -229,22 +227,16 @@ async def _remote_sources(
     )
 
 
-class _GuardedInteractions:
-    """The DynamoDB store's two calls, each behind the dynamodb breaker and metrics."""
+class _GuardedDynamoDB:
+    """The two DynamoDB calls the service makes, each behind the dynamodb breaker and metrics.
 
-    def __init__(
-        self,
-        recent: Callable[[str, int], Awaitable[list[Interaction]]],
-        write: Callable[..., Awaitable[WriteOutcome]],
-    ) -> None:
-        self._recent = recent
-        self._write = write
+    Guarding each call (not a whole write with its retries) lets the breaker see every failed
+    attempt, so an unreachable store opens it within one request and the next ones fail fast.
+    """
 
-    async def recent(self, user_id: str, limit: int) -> list[Interaction]:
-        return await self._recent(user_id, limit)
-
-    async def write(self, events: Sequence[Event], *, deadline_s: float) -> WriteOutcome:
-        return await self._write(events, deadline_s=deadline_s)
+    def __init__(self, client: Any, guard: Callable[[str, str, Any], Any]) -> None:
+        self.query = guard(DEP_DYNAMODB, "query", client.query)
+        self.batch_write_item = guard(DEP_DYNAMODB, "batch_write_item", client.batch_write_item)
 
 
 async def _warm_up(settings: Settings, dynamodb: Any, http: Any) -> None:

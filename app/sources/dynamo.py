@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from app.domain import Interaction
+from app.resilience import CircuitOpen
 
 TTL_ATTRIBUTE: Final = "expires_at"
 BATCH_WRITE_MAX: Final = 25  # DynamoDB's BatchWriteItem limit
@@ -127,6 +128,8 @@ class DynamoInteractions:
                     response = await self._client.batch_write_item(
                         RequestItems={self._table: requests}
                     )
+            except CircuitOpen:
+                break  # known to be down: fail now, not at the deadline
             except Exception:  # throttled, timed out, unreachable: retry the whole chunk
                 pass
             else:

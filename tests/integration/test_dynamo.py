@@ -6,8 +6,10 @@ exercised by a thin wrapper that injects those answers in front of the real clie
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import aioboto3
@@ -15,6 +17,8 @@ import boto3
 import pytest
 
 from app.config import Settings
+from app.observability.metrics import Metrics
+from app.resilience import CircuitBreaker, protect
 from app.sources.dynamo import DynamoInteractions, Event, sort_key
 
 pytestmark = pytest.mark.integration
@@ -157,3 +161,27 @@ async def test_unreachable_store_fails_every_event(client: Any, settings: Settin
     store = DynamoInteractions(flaky, table=settings.dynamodb_table)
     outcome = await store.write(events(user(), 30), deadline_s=0.2)
     assert outcome.stored == [] and len(outcome.failed) == 30
+
+
+async def test_an_open_breaker_ends_the_retries_at_once(client: Any, settings: Settings) -> None:
+    """An unreachable store must not cost every write its whole deadline."""
+    breaker = CircuitBreaker("dynamodb", failure_threshold=3, reset_s=60)
+    flaky = _Flaky(client, unprocessed_calls=0, raise_calls=10_000)
+    guarded = SimpleNamespace(
+        batch_write_item=protect(
+            flaky.batch_write_item,
+            breaker=breaker,
+            metrics=Metrics(),
+            dependency="dynamodb",
+            operation="batch_write_item",
+        )
+    )
+    store = DynamoInteractions(guarded, table=settings.dynamodb_table)
+    started = time.monotonic()
+    outcome = await store.write(events(user(), 30), deadline_s=5.0)
+    assert len(outcome.failed) == 30 and outcome.stored == []
+    assert breaker.state == "open"
+    assert time.monotonic() - started < 1.0  # not the 5 s deadline
+    again = time.monotonic()
+    await store.write(events(user(), 5), deadline_s=5.0)
+    assert time.monotonic() - again < 0.05  # refused without a call
