@@ -12,10 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 
@@ -133,3 +136,79 @@ class ServiceProcess:
             code = self.process.wait()
         self.process = None
         return code
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # time.monotonic() when the request was sent
+    kind: str
+    status: int  # 0: no HTTP answer at all (connection refused, client timeout)
+    seconds: float
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Probe:
+    """Requests in a loop from background threads while a test breaks things, recording
+    every answer: status, latency, body (for `degraded`)."""
+
+    def __init__(
+        self,
+        url: str,
+        request: Callable[[httpx.Client, int], tuple[str, httpx.Response]],
+        *,
+        threads: int = 2,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.request = request
+        self.timeout_s = timeout_s
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+
+    def _run(self, worker: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=self.timeout_s) as client:
+            n = worker
+            while not self._stop.is_set():
+                started = time.monotonic()
+                headers: dict[str, str] = {}
+                try:
+                    kind, response = self.request(client, n)
+                    body = response.json() if response.content else {}
+                    status = response.status_code
+                    headers = dict(response.headers)
+                except httpx.HTTPError as exc:
+                    kind, body, status = "transport_error", {"error": repr(exc)}, 0
+                elapsed = time.monotonic() - started
+                self.samples.append(Sample(started, kind, status, elapsed, body, headers))
+                n += len(self._threads)
+                time.sleep(0.01)
+
+    def between(self, start: float, end: float, kind: str | None = None) -> list[Sample]:
+        return [s for s in self.samples if start <= s.at < end and (kind is None or s.kind == kind)]
+
+    def __enter__(self) -> Probe:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -> float:
+    """Seconds until `condition()` held; fails after `timeout_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(step_s)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
