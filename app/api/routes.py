@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from app.api.auth import key_checker
 from app.api.errors import ERROR_SCHEMA, ApiError
@@ -39,6 +39,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "No model loaded yet, or overloaded"),
     )
 }
+# A request whose line and headers exceed the HTTP server's limit (about 80 kB) is refused by
+# the server itself, before the application, with a plain-text 400.
+_ERRORS[400]["description"] += (
+    "; a request line and headers over about 80 kB get the HTTP server's plain-text 400"
+)
+_ERRORS[400]["content"]["text/plain"] = {"schema": {"type": "string"}}
 
 
 def _id_param(kind: str) -> Any:
@@ -51,10 +57,10 @@ def _id_param(kind: str) -> Any:
 
 
 def parse_exclude(raw: str | None, max_items: int) -> frozenset[str]:
-    """`exclude=a,b,c`: at most `max_items` valid ids (empty parts are ignored)."""
+    """`exclude=a,b,c`: up to `max_items` valid ids, comma-separated (empty: none)."""
     if not raw:
         return frozenset()
-    ids = [part for part in raw.split(",") if part]
+    ids = raw.split(",")
     if len(ids) > max_items:
         raise ApiError(
             400, "too_many_excludes", f"exclude lists {len(ids)} ids; at most {max_items}"
@@ -120,10 +126,16 @@ def build_router(settings: Settings) -> APIRouter:
         ),
     ]
     exclude_max_length = settings.max_exclude * (MAX_ID_LENGTH + 1)
+    id_re = ID_PATTERN.strip("^$")
     Exclude = Annotated[
         str | None,
         Query(
             max_length=exclude_max_length,
+            # The exact rule, stated in the document; parse_exclude enforces it with its own
+            # error codes (invalid_exclude, too_many_excludes).
+            json_schema_extra={
+                "pattern": f"^({id_re}(,{id_re}){{0,{settings.max_exclude - 1}}})?$"
+            },
             description=f"Comma-separated item ids never to show; at most {settings.max_exclude}.",
             examples=["item-1,item-2"],
         ),
@@ -271,7 +283,12 @@ def build_router(settings: Settings) -> APIRouter:
             return json_response(body, 503, {"Retry-After": "1"})
         return json_response(result)
 
-    @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @router.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+    )
     async def metrics(request: Request) -> Response:
         """Request, dependency, event-loop, GC, pool, cache and model-version metrics."""
         return Response(request.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
