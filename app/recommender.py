@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from app.config import Settings
-from app.domain import CatalogItem, Interaction, category_segment, region_segment
+from app.domain import CatalogItem, Interaction
 from app.model_versions import ModelSnapshot, ModelTracker
 from app.ranking import cursor
 from app.ranking.page import (
     PageRules,
     assemble_page,
+    fill_segments,
     popular_candidates,
-    popular_segments,
     preferred_category_and_region,
 )
 from app.ranking.scoring import score_candidates, seed_weights, top_candidates
@@ -161,12 +161,15 @@ class Recommender:
 
         drop = _Dropped(seen | query.exclude, served)
         filtered = query.category is not None or query.region is not None
-        pool = top_candidates(scores, drop=drop, count=query.limit * (10 if filtered else 3) + 20)
+        # A chain of pages never serves more than cursor_max_items items in all.
+        limit = min(query.limit, settings.cursor_max_items - len(served))
+        pool = top_candidates(scores, drop=drop, count=limit * (10 if filtered else 3) + 20)
+        fill_count = None if filtered else 2 * limit + 10
         fill = popular_candidates(
             snapshot.popular,
-            popular_segments(query.category, query.region),
+            fill_segments(category=query.category, region=query.region),
             drop=drop,
-            count=2 * query.limit + 10,
+            count=fill_count,
         )
         catalog = await self._lookup(
             self._catalog,
@@ -178,7 +181,7 @@ class Recommender:
             degraded,
         )
         rules = PageRules(
-            limit=query.limit,
+            limit=limit,
             max_per_category=settings.max_per_category,
             max_per_seller=settings.max_per_seller,
             category=query.category,
@@ -194,18 +197,21 @@ class Recommender:
             rules=rules,
             relax_caps=False,  # popular items fill a short page before the caps give way
         )
-        if len(page) < query.limit:
-            # Short: fill from popular lists, the user's own region and category first.
-            category, region = query.category, query.region
-            if seen and (category is None or region is None):
+        if len(page) < limit:
+            # Short: fill from popular lists, those matching the filters first, then the
+            # user's own region and category.
+            if seen:
                 preferred_category, preferred_region = preferred_category_and_region(seen, catalog)
-                category = category or preferred_category
-                region = region or preferred_region
                 fill = popular_candidates(
                     snapshot.popular,
-                    popular_segments(category, region),
+                    fill_segments(
+                        category=query.category,
+                        region=query.region,
+                        preferred_category=preferred_category,
+                        preferred_region=preferred_region,
+                    ),
                     drop=drop,
-                    count=2 * query.limit + 10,
+                    count=fill_count,
                 )
                 missing = [c.item_id for c in fill if c.item_id not in catalog]
                 if missing and catalog_available:
@@ -232,7 +238,7 @@ class Recommender:
             )
 
         next_cursor = None
-        if len(page) == query.limit and len(served) + len(page) < settings.cursor_max_items:
+        if page and len(page) == limit and len(served) + len(page) < settings.cursor_max_items:
             next_cursor = cursor.encode(served.plus(c.item_id for c in page), request_fingerprint)
         return RecommendationPage(_items(page, catalog), snapshot.label, degraded, next_cursor)
 
@@ -270,7 +276,7 @@ class Recommender:
             # Unknown item, or too few neighbours left: popular items fill the page.
             fill = popular_candidates(
                 snapshot.popular,
-                popular_segments(None, query.region),
+                fill_segments(preferred_region=query.region),
                 drop=drop,
                 count=2 * query.limit + 10,
             )
@@ -306,16 +312,12 @@ class Recommender:
         snapshot = self._snapshot()
         budget = _Budget(self._deadline_s)
         degraded: list[str] = []
-        segments = []
-        if query.category is not None:
-            segments.append(category_segment(query.category))
-        if query.region is not None:
-            segments.append(region_segment(query.region))
+        filtered = query.category is not None or query.region is not None
         candidates = popular_candidates(
             snapshot.popular,
-            segments or popular_segments(None, None),
+            fill_segments(category=query.category, region=query.region),
             drop=(),
-            count=2 * query.limit + 20,
+            count=None if filtered else 2 * query.limit + 20,
         )
         catalog = await self._lookup(
             self._catalog,

@@ -36,6 +36,8 @@ def assemble_page(
     otherwise be short: a full page beats a perfectly diverse short one, but only once every
     other candidate was tried. With a category filter the category cap is moot.
     """
+    if rules.limit <= 0:
+        return []
     page: list[Scored] = []
     chosen: set[str] = set()
     capped: list[Scored] = []
@@ -98,15 +100,29 @@ def _eligible(
     return rules.region is None or meta.region == rules.region
 
 
-def popular_segments(category: str | None, region: str | None) -> list[str]:
-    """Popular lists to fill from, most specific first, ending with the global list."""
-    segments = []
-    if region is not None:
-        segments.append(region_segment(region))
+def fill_segments(
+    *,
+    category: str | None = None,
+    region: str | None = None,
+    preferred_category: str | None = None,
+    preferred_region: str | None = None,
+) -> list[str]:
+    """Popular lists to take candidates from, best first.
+
+    Lists whose every item passes the request's filters come first (the filtered category's,
+    then the filtered region's), then the user's own region and category, the global list last.
+    """
+    ordered = []
     if category is not None:
-        segments.append(category_segment(category))
-    segments.append(GLOBAL_SEGMENT)
-    return segments
+        ordered.append(category_segment(category))
+    if region is not None:
+        ordered.append(region_segment(region))
+    if preferred_region is not None:
+        ordered.append(region_segment(preferred_region))
+    if preferred_category is not None:
+        ordered.append(category_segment(preferred_category))
+    ordered.append(GLOBAL_SEGMENT)
+    return list(dict.fromkeys(ordered))
 
 
 def popular_candidates(
@@ -114,9 +130,11 @@ def popular_candidates(
     segments: Sequence[str],
     *,
     drop: Container[str],
-    count: int,
+    count: int | None,
 ) -> list[Scored]:
-    """Up to `count` distinct popular items from `segments` in order, skipping dropped ones."""
+    """Up to `count` (None: all) distinct popular items from `segments` in order, skipping
+    dropped ones. A filtered request takes all: which items pass a filter is known only once
+    the catalog answered, and a list's first few may all fail it."""
     out: list[Scored] = []
     seen: set[str] = set()
     for segment in segments:
@@ -128,7 +146,7 @@ def popular_candidates(
                 continue
             seen.add(item_id)
             out.append(Scored(item_id, score, SOURCE_POPULAR, segment))
-            if len(out) >= count:
+            if count is not None and len(out) >= count:
                 return out
     return out
 

@@ -212,3 +212,42 @@ def test_openapi_declares_response_schemas(http: httpx.Client) -> None:
         "cursor",
     }
     assert http.get("/docs").status_code == 200
+
+
+def test_filtered_feeds_are_full_pages_of_the_filter(http: httpx.Client, dataset: Dataset) -> None:
+    """Popular fill takes the filtered category's own list first, whole, so a filter that the
+    user's history barely touches still gets a full page."""
+    users = [*[u for u, h in sorted(dataset.histories.items()) if len(h) >= 10][:4], "new-user"]
+    for user in users:
+        for category in ("bikes", "jewelry"):
+            got = items(
+                http.get(
+                    f"/v1/users/{user}/recommendations", params={"category": category, "limit": 20}
+                )
+            )
+            assert len(got) == 20, (user, category)
+            assert {i["category"] for i in got} == {category}
+
+
+def test_popular_with_two_filters_fills_the_page_from_whole_lists(
+    http: httpx.Client, dataset: Dataset
+) -> None:
+    from app.offline.formats import read_popular
+
+    lists: dict[str, list[str]] = {}
+    for segment, item_id, _ in read_popular(dataset.path / "popular.csv"):
+        lists.setdefault(segment, []).append(item_id)
+
+    def eligible(category: str, region: str) -> set[str]:
+        return {
+            i
+            for i in lists.get(f"category:{category}", []) + lists.get(f"region:{region}", [])
+            if (m := dataset.catalog[i]).active and m.category == category and m.region == region
+        }
+
+    pairs = {(m.category, m.region) for m in dataset.catalog.values() if m.category and m.region}
+    category, region = max(sorted(pairs), key=lambda pair: len(eligible(*pair)))  # type: ignore[arg-type]
+    expected = eligible(category, region)  # type: ignore[arg-type]
+    assert len(expected) >= 20
+    got = items(http.get("/v1/popular", params={"category": category, "region": region}))
+    assert len(got) == 20 and {i["item_id"] for i in got} <= expected

@@ -2,8 +2,8 @@ from app.domain import CatalogItem
 from app.ranking.page import (
     PageRules,
     assemble_page,
+    fill_segments,
     popular_candidates,
-    popular_segments,
     preferred_category_and_region,
 )
 from app.ranking.types import Scored, ScoredList
@@ -130,9 +130,35 @@ def test_catalog_down_keeps_items_and_trusts_segments_for_filters() -> None:
     assert ids(unfiltered) == ["p1", "p2"]  # no metadata: no caps either
 
 
-def test_popular_segments_most_specific_first() -> None:
-    assert popular_segments("bikes", "berlin") == ["region:berlin", "category:bikes", "global"]
-    assert popular_segments(None, None) == ["global"]
+def test_fill_segments_put_lists_that_pass_the_filters_first() -> None:
+    assert fill_segments() == ["global"]
+    assert fill_segments(category="bikes", preferred_region="berlin") == [
+        "category:bikes",
+        "region:berlin",
+        "global",
+    ]
+    assert fill_segments(
+        category="bikes", region="paris", preferred_category="bikes", preferred_region="rome"
+    ) == ["category:bikes", "region:paris", "region:rome", "global"]
+    assert fill_segments(preferred_category="sofas", preferred_region="rome") == [
+        "region:rome",
+        "category:sofas",
+        "global",
+    ]
+
+
+def test_a_filtered_request_takes_whole_lists() -> None:
+    lists = {"category:bikes": ScoredList(tuple(f"b{n}" for n in range(300)), (1.0,) * 300)}
+    everything = popular_candidates(lists, ["category:bikes"], drop=(), count=None)
+    assert len(everything) == 300
+
+
+def test_a_zero_limit_page_is_empty() -> None:
+    rules = PageRules(limit=0, max_per_category=5, max_per_seller=5)
+    assert (
+        assemble_page(cands("a"), (), catalog={}, catalog_available=False, drop=(), rules=rules)
+        == []
+    )
 
 
 def test_popular_candidates_walk_segments_skipping_dropped_and_repeats() -> None:
