@@ -211,6 +211,9 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}GC_THRESHOLDS needs three non-negative integers")
         if not 0.0 <= self.similar_region_weight <= 1.0:
             raise SettingsError(f"{ENV_PREFIX}SIMILAR_REGION_WEIGHT must be within 0..1")
+
+    def check_serving(self) -> None:
+        """What serving needs beyond valid values (the CLI needs less: it checks its own)."""
         if self.backend == "remote" and not self.scylla_hosts:
             raise SettingsError(f"{ENV_PREFIX}SCYLLA_HOSTS is required with the remote backend")
         if self.use_remote and not self.catalog_url:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -91,3 +91,24 @@ def is_valid_segment(segment: str) -> bool:
         return True
     kind, sep, name = segment.partition(":")
     return bool(sep) and kind in ("category", "region") and is_valid_id(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One user interaction to store."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    event_type: str
+    ts_ms: int
+    surface: str | None = None
+    model_version: str | None = None
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """Which events are stored, and which could not be within the deadline."""
+
+    stored: list[Event] = field(default_factory=list)
+    failed: list[Event] = field(default_factory=list)

@@ -69,6 +69,7 @@ class State(TypedDict):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    settings.check_serving()
     metrics = Metrics()
     lifecycle = Lifecycle()
     app = FastAPI(
@@ -164,7 +165,9 @@ async def _remote_sources(
             operation=operation,
         )
 
-    executor = InstrumentedExecutor(settings.scylla_executor_threads, thread_name_prefix="cql")
+    executor = InstrumentedExecutor(
+        settings.scylla_executor_threads, thread_name_prefix="cql", on_submit=metrics.observe_pool
+    )
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
     cluster, session = await asyncio.to_thread(connect, settings)
     stack.callback(cluster.shutdown)
@@ -286,12 +289,6 @@ def _state_metrics(
     executor = sources.cql_executor
     if executor is not None:
         yield gauge("recs_cql_pool_threads", "Threads of the CQL pool.", {}, executor.max_workers)
-        yield gauge(
-            "recs_cql_pool_busy_threads", "CQL pool threads running a call.", {}, executor.busy
-        )
-        yield gauge(
-            "recs_cql_pool_queue_depth", "CQL calls waiting for a thread.", {}, executor.queue_depth
-        )
         yield counter("recs_cql_pool_hops", "Calls handed to the CQL pool.", {}, executor.submitted)
     for name, cache in sources.caches.items():
         labels = {"cache": name}

@@ -15,8 +15,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, MIN_TS_MS
-from app.sources.dynamo import Event
+from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, MIN_TS_MS, Event
 
 MAX_EVENTS: Final = 500
 # Clocks drift; an event from further in the future than this is a bug, not a skew.
@@ -57,7 +56,8 @@ class EventIn(BaseModel):
 
 class EventBatch(BaseModel):
     events: Annotated[
-        list[dict[str, Any]],
+        # Any element: a non-object is rejected on its own by validate(), like any bad event.
+        list[Any],
         Field(
             min_length=1,
             max_length=MAX_EVENTS,
@@ -84,7 +84,7 @@ class EventsResult:
 
 
 def validate(
-    raw_events: list[dict[str, Any]], event_types: frozenset[str], now_ms: int | None = None
+    raw_events: list[Any], event_types: frozenset[str], now_ms: int | None = None
 ) -> tuple[list[Event], list[Rejection]]:
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     valid: list[Event] = []

@@ -19,11 +19,10 @@ from app.api.errors import ERROR_SCHEMA, ApiError
 from app.api.events import EventBatch, EventsResult, validate
 from app.api.serialization import json_response, page_response
 from app.config import Settings
-from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, is_valid_id
+from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, Event, WriteOutcome, is_valid_id
 from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
 from app.results import RecommendationPage
 from app.sources.base import InteractionStore
-from app.sources.dynamo import Event, WriteOutcome
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 

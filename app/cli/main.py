@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.cli.common import report_skipped
 from app.config import Settings, SettingsError
 from app.offline.formats import FormatError, ReadStats
 
@@ -42,25 +43,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except FormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print("nothing was activated; fix the row or pass --skip-invalid", file=sys.stderr)
+        hint = "fix the row or pass --skip-invalid" if exc.row else "fix the file"
+        print(f"nothing was loaded; {hint}", file=sys.stderr)
         return 2
-    except (SettingsError, RuntimeError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted: nothing half-loaded was activated", file=sys.stderr)
         return 130
+    except Exception as exc:  # a store unreachable, a version refused ...: one line, no trace
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 # --- connections ---------------------------------------------------------------------------
 def _cql(settings: Settings) -> tuple[Any, Any]:
-    from app.sources.scylla import connect
+    """A cluster and session for one command; `cluster.shutdown()` when done."""
+    from app.sources.scylla import connect, skip_reactor_exit_join
 
     if not settings.scylla_hosts:
         raise SettingsError(
             "RECS_SCYLLA_HOSTS is not set (for the local stack: "
             'eval "$(python scripts/stack.py env)")'
         )
+    skip_reactor_exit_join()
     return connect(
         dataclasses.replace(
             settings, scylla_timeout_ms=max(settings.scylla_timeout_ms, _CLI_CQL_TIMEOUT_MS)
@@ -96,13 +100,6 @@ def _schema_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # --- loads ---------------------------------------------------------------------------------
-def _report_skips(stats: ReadStats, path: Path) -> None:
-    if stats.rows_skipped:
-        print(f"{path}: skipped {stats.rows_skipped} invalid rows", file=sys.stderr)
-        for reason in stats.skip_reasons:
-            print(f"  {reason}", file=sys.stderr)
-
-
 def _load_neighbours(args: argparse.Namespace, settings: Settings) -> int:
     from app.offline.formats import read_neighbours
     from app.offline.topk import top_k_neighbours
@@ -116,7 +113,7 @@ def _load_neighbours(args: argparse.Namespace, settings: Settings) -> int:
         read_neighbours(path, skip_invalid=args.skip_invalid, stats=stats), args.top_k
     )
     parsed_s = time.perf_counter() - started
-    _report_skips(stats, path)
+    report_skipped(path, stats)
     version = args.version or versions.content_version("nb", path, args.top_k, args.skip_invalid)
     cluster, session = _cql(settings)
     try:
@@ -149,7 +146,7 @@ def _load_popular(args: argparse.Namespace, settings: Settings) -> int:
         read_popular(path, skip_invalid=args.skip_invalid, stats=stats), args.top_n
     )
     parsed_s = time.perf_counter() - started
-    _report_skips(stats, path)
+    report_skipped(path, stats)
     version = args.version or versions.content_version("pop", path, args.top_n, args.skip_invalid)
     cluster, session = _cql(settings)
     try:
@@ -193,7 +190,7 @@ def _load_catalog(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     stats = ReadStats()
     items = list(read_catalog(path, skip_invalid=args.skip_invalid, stats=stats))
-    _report_skips(stats, path)
+    report_skipped(path, stats)
     with httpx.Client(base_url=settings.catalog_url, timeout=60) as client:
         for start in range(0, len(items), 20_000):
             body = "\n".join(_catalog_json(item) for item in items[start : start + 20_000])
@@ -227,10 +224,16 @@ def _load_interactions(args: argparse.Namespace, settings: Settings) -> int:
         if "Item" in done:
             print(f"interactions: {path} was loaded already (--force loads it again)")
             return 0
+    # The whole file is checked before the first write: a bad row on line 1,000,002 must not
+    # leave the first million stored (checking runs at about a million rows per second).
+    from app.offline.formats import read_interactions
+
+    for _ in read_interactions(path, skip_invalid=args.skip_invalid):
+        pass
     stats = ReadStats()
     written, seconds = asyncio.run(_write_interactions(path, settings, args.skip_invalid, stats))
     dynamodb.put_item(TableName=settings.dynamodb_table, Item=marker)
-    _report_skips(stats, path)
+    report_skipped(path, stats)
     print(
         f"interactions: {written} events stored in {settings.dynamodb_table} in {seconds:.1f} s "
         f"({written / max(seconds, 1e-9):,.0f} events/s)"
@@ -245,8 +248,9 @@ async def _write_interactions(
     from aiobotocore.config import AioConfig
     from tqdm import tqdm
 
+    from app.domain import Event
     from app.offline.formats import read_interactions
-    from app.sources.dynamo import DynamoInteractions, Event, derived_event_id
+    from app.sources.dynamo import DynamoInteractions, derived_event_id
 
     def events() -> Iterator[Event]:
         for user_id, item_id, event_type, ts_ms in read_interactions(

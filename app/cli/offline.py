@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.cli.common import report_skipped
 from app.config import Settings
 
 DEFAULT_DEMO_DIR = Path("data/demo")
@@ -91,6 +92,7 @@ def _build_neighbours(args: argparse.Namespace, _: Settings) -> int:
         f"neighbours: {result.read.rows_ok} interactions -> {result.rows_written} rows in "
         f"{args.out} ({time.perf_counter() - started:.1f} s)"
     )
+    report_skipped(args.interactions, result.read)
     return 0
 
 
@@ -108,6 +110,8 @@ def _build_popular(args: argparse.Namespace, _: Settings) -> int:
     print(
         f"popular: {result.rows_written} rows in {args.out} ({time.perf_counter() - started:.1f} s)"
     )
+    report_skipped(args.interactions, result.interactions)
+    report_skipped(args.catalog, result.catalog)
     return 0
 
 
@@ -116,7 +120,7 @@ def _demo_generate(args: argparse.Namespace, _: Settings) -> int:
 
     manifest = generate_demo(args.out, items=args.items, users=args.users, seed=args.seed)
     files = ", ".join(f"{name} {info['rows']} rows" for name, info in manifest.files.items())
-    print(f"demo in {args.out}: {files} ({sum(manifest.timings_s.values()):.1f} s)")
+    print(f"demo in {args.out}: {files} ({manifest.timings_s['total']:.1f} s)")
     return 0
 
 

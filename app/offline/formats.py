@@ -125,14 +125,17 @@ _INTEGER_RE: Final = re.compile(_INTEGER)
 class FormatError(ValueError):
     """A malformed file or row: `path:line: reason`."""
 
-    def __init__(self, path: PathLike, line: int, reason: str) -> None:
+    def __init__(self, path: PathLike, line: int, reason: str, *, row: bool = False) -> None:
         self.path = os.fspath(path)
         self.line = line
         self.reason = reason
+        # True for one malformed row (skippable with skip_invalid); False for the whole file
+        # (no header, a missing column, unreadable gzip).
+        self.row = row
         super().__init__(f"{self.path}:{line}: {reason}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.line, self.reason))
+        return (type(self), (self.path, self.line, self.reason), {"row": self.row})
 
 
 @dataclass(slots=True)
@@ -169,7 +172,7 @@ class _Rejects:
         self.stats = stats if stats is not None else ReadStats()
 
     def reject(self, line: int, reason: str) -> None:
-        error = FormatError(self.path, line, reason)
+        error = FormatError(self.path, line, reason, row=True)
         if not self.skip:
             raise error
         self.stats.rows_skipped += 1

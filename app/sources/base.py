@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
-from app.domain import CatalogItem, Interaction
-
-if TYPE_CHECKING:
-    from app.sources.dynamo import Event, WriteOutcome
+from app.domain import CatalogItem, Event, Interaction, WriteOutcome
 from app.ranking.types import ScoredList
 
 T = TypeVar("T")

@@ -23,37 +23,15 @@ import hashlib
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
-from app.domain import Interaction
+from app.domain import Event, Interaction, WriteOutcome
 from app.resilience import CircuitOpen
 
 TTL_ATTRIBUTE: Final = "expires_at"
 BATCH_WRITE_MAX: Final = 25  # DynamoDB's BatchWriteItem limit
 _BACKOFF_BASE_S: Final = 0.01
 _BACKOFF_CAP_S: Final = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One user interaction to store."""
-
-    event_id: str
-    user_id: str
-    item_id: str
-    event_type: str
-    ts_ms: int
-    surface: str | None = None
-    model_version: str | None = None
-
-
-@dataclass(slots=True)
-class WriteOutcome:
-    """Which events are stored, and which could not be within the deadline."""
-
-    stored: list[Event] = field(default_factory=list)
-    failed: list[Event] = field(default_factory=list)
 
 
 def _key(event: Event) -> tuple[str, str]:

@@ -22,12 +22,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from app.domain import CatalogItem, Interaction
+from app.domain import CatalogItem, Event, Interaction, WriteOutcome
 from app.offline.formats import read_catalog, read_interactions, read_neighbours, read_popular
 from app.offline.topk import top_k_neighbours, top_k_popular
 from app.ranking.types import ScoredList
 from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL, Lookup
-from app.sources.dynamo import Event, WriteOutcome
 
 log = logging.getLogger(__name__)
 

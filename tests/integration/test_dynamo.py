@@ -17,9 +17,10 @@ import boto3
 import pytest
 
 from app.config import Settings
+from app.domain import Event
 from app.observability.metrics import Metrics
 from app.resilience import CircuitBreaker, protect
-from app.sources.dynamo import DynamoInteractions, Event, sort_key
+from app.sources.dynamo import DynamoInteractions, sort_key
 
 pytestmark = pytest.mark.integration
 

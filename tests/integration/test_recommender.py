@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.config import Settings
+from app.domain import Event
 from app.main import State, create_app
 from app.recommender import FeedQuery
-from app.sources.dynamo import Event
 from tests.conftest import Dataset
 
 pytestmark = pytest.mark.integration

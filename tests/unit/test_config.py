@@ -40,8 +40,6 @@ def test_reads_typed_values_from_recs_variables() -> None:
         ({"RECS_GC_THRESHOLDS": "1,2"}, "RECS_GC_THRESHOLDS"),
         ({"RECS_SCYLLA_IN_CHUNK": "500"}, "RECS_SCYLLA_IN_CHUNK"),
         ({"RECS_MAX_LIMIT": "0"}, "RECS_MAX_LIMIT"),
-        ({"RECS_BACKEND": "remote"}, "RECS_SCYLLA_HOSTS"),
-        ({"RECS_SCYLLA_HOSTS": "h"}, "RECS_CATALOG_URL"),
     ],
 )
 def test_bad_settings_refuse_to_start_naming_the_variable(
@@ -49,6 +47,21 @@ def test_bad_settings_refuse_to_start_naming_the_variable(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RECS_BACKEND": "remote"}, "RECS_SCYLLA_HOSTS"),
+        ({"RECS_SCYLLA_HOSTS": "h"}, "RECS_CATALOG_URL"),
+    ],
+)
+def test_serving_needs_the_remote_servers_the_cli_does_not(
+    env: dict[str, str], message: str
+) -> None:
+    settings = Settings.from_env(env)  # the CLI accepts this (versions list needs no catalog)
+    with pytest.raises(SettingsError, match=message):
+        settings.check_serving()
 
 
 def test_public_dict_masks_secrets() -> None:

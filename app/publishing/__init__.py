@@ -1,0 +1,1 @@
+"""Offline to online: versioned writes of model data into ScyllaDB."""
