@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -103,54 +104,45 @@ def _schema_apply(args: argparse.Namespace, settings: Settings) -> int:
 def _load_neighbours(args: argparse.Namespace, settings: Settings) -> int:
     from app.offline.formats import read_neighbours
     from app.offline.topk import top_k_neighbours
-    from app.publishing import versions
     from app.publishing.scylla import publish_neighbours
 
-    path: Path = args.file
-    stats = ReadStats()
-    started = time.perf_counter()
-    lists = top_k_neighbours(
-        read_neighbours(path, skip_invalid=args.skip_invalid, stats=stats), args.top_k
-    )
-    parsed_s = time.perf_counter() - started
-    report_skipped(path, stats)
-    version = args.version or versions.content_version("nb", path, args.top_k, args.skip_invalid)
-    cluster, session = _cql(settings)
-    try:
-        result = publish_neighbours(
-            session,
-            settings.scylla_keyspace,
-            lists,
-            version=version,
-            source=str(path),
-            activate=not args.no_activate,
-            keep=settings.model_versions_kept,
-            progress=not args.quiet,
-        )
-    finally:
-        cluster.shutdown()
-    _print_publish(result, stats.rows_ok, parsed_s)
-    return 0
+    publish = functools.partial(publish_neighbours, progress=not args.quiet)
+    return _load_model(args, settings, "nb", read_neighbours, top_k_neighbours, args.top_k, publish)
 
 
 def _load_popular(args: argparse.Namespace, settings: Settings) -> int:
     from app.offline.formats import read_popular
     from app.offline.topk import top_k_popular
-    from app.publishing import versions
     from app.publishing.scylla import publish_popular
+
+    return _load_model(
+        args, settings, "pop", read_popular, top_k_popular, args.top_n, publish_popular
+    )
+
+
+def _load_model(
+    args: argparse.Namespace,
+    settings: Settings,
+    prefix: str,
+    read: Callable[..., Iterator[tuple[str, str, float]]],
+    top: Callable[[Iterator[tuple[str, str, float]], int], dict[str, list[tuple[str, float]]]],
+    k: int,
+    publish: Callable[..., Any],
+) -> int:
+    """Read and rank a model file whole (a bad row stops it before any write), then publish
+    it as a version whose id comes from the content and the load's parameters."""
+    from app.publishing import versions
 
     path: Path = args.file
     stats = ReadStats()
     started = time.perf_counter()
-    lists = top_k_popular(
-        read_popular(path, skip_invalid=args.skip_invalid, stats=stats), args.top_n
-    )
+    lists = top(read(path, skip_invalid=args.skip_invalid, stats=stats), k)
     parsed_s = time.perf_counter() - started
     report_skipped(path, stats)
-    version = args.version or versions.content_version("pop", path, args.top_n, args.skip_invalid)
+    version = args.version or versions.content_version(prefix, path, k, args.skip_invalid)
     cluster, session = _cql(settings)
     try:
-        result = publish_popular(
+        result = publish(
             session,
             settings.scylla_keyspace,
             lists,

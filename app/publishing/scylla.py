@@ -12,7 +12,7 @@ only re-activates it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,62 +60,59 @@ def publish_neighbours(
     concurrency: int = 128,
     progress: bool = True,
 ) -> PublishResult:
-    model = NEIGHBOURS_MODEL
-    rows = sum(len(neighbours) for neighbours in lists.values())
-    if versions.status_of(session, keyspace, model, version) == versions.STATUS_READY:
-        return _reuse(session, keyspace, model, version, len(lists), rows, activate, keep)
+    def write() -> None:
+        insert = session.prepare(
+            f"INSERT INTO {keyspace}.neighbours (model_version, item_id, neighbour_ids, scores) "
+            "VALUES (?, ?, ?, ?)"
+        )
+        index = session.prepare(
+            f"INSERT INTO {keyspace}.version_items (model_version, bucket, item_id) "
+            "VALUES (?, ?, ?)"
+        )
 
-    started = time.perf_counter()
-    versions.begin(session, keyspace, model, version, source)
-    insert = session.prepare(
-        f"INSERT INTO {keyspace}.neighbours (model_version, item_id, neighbour_ids, scores) "
-        "VALUES (?, ?, ?, ?)"
-    )
-    index = session.prepare(
-        f"INSERT INTO {keyspace}.version_items (model_version, bucket, item_id) VALUES (?, ?, ?)"
-    )
+        def statements() -> Iterator[tuple[Any, Any]]:
+            for item_id, neighbours in lists.items():
+                yield (
+                    insert,
+                    (version, item_id, [n for n, _ in neighbours], [s for _, s in neighbours]),
+                )
+            # The version's item index: single-partition unlogged batches (one bucket each,
+            # at most _INDEX_BATCH rows, well under the 5 kB batch warning), not one
+            # statement per item.
+            for bucket, item_ids in _by_bucket(lists).items():
+                for start in range(0, len(item_ids), _INDEX_BATCH):
+                    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                    for item_id in item_ids[start : start + _INDEX_BATCH]:
+                        batch.add(index, (version, bucket, item_id))
+                    yield batch, None
 
-    def statements() -> Iterator[tuple[Any, Any]]:
-        for item_id, neighbours in lists.items():
-            yield (
-                insert,
-                (version, item_id, [n for n, _ in neighbours], [s for _, s in neighbours]),
+        sizes = [len(neighbours) for neighbours in lists.values()]
+        with _progress(sum(sizes), f"neighbours {version}", progress) as bar:
+            results = execute_concurrent(
+                session,
+                statements(),
+                concurrency=concurrency,
+                raise_on_first_error=True,
+                results_generator=True,
             )
-        # The version's item index: single-partition unlogged batches (one bucket each, at most
-        # _INDEX_BATCH rows, well under the 5 kB batch warning), not one statement per item.
-        for bucket, item_ids in _by_bucket(lists).items():
-            for start in range(0, len(item_ids), _INDEX_BATCH):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for item_id in item_ids[start : start + _INDEX_BATCH]:
-                    batch.add(index, (version, bucket, item_id))
-                yield batch, None
+            for position, (ok, result) in enumerate(results):  # in submission order
+                if not ok:  # pragma: no cover - raise_on_first_error raises first
+                    raise result
+                if position < len(sizes):
+                    bar.update(sizes[position])
 
-    sizes = [len(neighbours) for neighbours in lists.values()]
-    with _progress(rows, f"neighbours {version}", progress) as bar:
-        results = execute_concurrent(
-            session,
-            statements(),
-            concurrency=concurrency,
-            raise_on_first_error=True,
-            results_generator=True,
-        )
-        for position, (ok, result) in enumerate(results):  # yielded in submission order
-            if not ok:  # pragma: no cover - raise_on_first_error raises first
-                raise result
-            if position < len(sizes):
-                bar.update(sizes[position])
-
-    present = count_neighbour_partitions(session, keyspace, version, list(lists))
-    if present != len(lists):
-        raise VerificationError(
-            f"neighbours {version}: wrote {len(lists)} items, read back {present}"
-        )
-    versions.publish(
-        session, keyspace, model, version, item_count=len(lists), row_count=rows, activate=activate
+    return _publish(
+        session,
+        keyspace,
+        NEIGHBOURS_MODEL,
+        version,
+        lists,
+        source=source,
+        activate=activate,
+        keep=keep,
+        write=write,
+        count_written=lambda: count_neighbour_partitions(session, keyspace, version, list(lists)),
     )
-    seconds = time.perf_counter() - started
-    deleted = versions.cleanup(session, keyspace, model, keep=keep)
-    return PublishResult(model, version, len(lists), rows, activate, False, seconds, deleted)
 
 
 def publish_popular(
@@ -128,31 +125,67 @@ def publish_popular(
     activate: bool = True,
     keep: int = 3,
 ) -> PublishResult:
-    model = POPULAR_MODEL
-    rows = sum(len(items) for items in lists.values())
+    def write() -> None:
+        insert = session.prepare(
+            f"INSERT INTO {keyspace}.popular (model_version, segment, item_ids, scores) "
+            "VALUES (?, ?, ?, ?)"
+        )
+        params = [
+            (version, segment, [i for i, _ in items], [s for _, s in items])
+            for segment, items in lists.items()
+        ]
+        for ok, result in execute_concurrent_with_args(
+            session, insert, params, concurrency=32, raise_on_first_error=True
+        ):
+            if not ok:  # pragma: no cover
+                raise result
+
+    def count_written() -> int:
+        row = session.execute(
+            f"SELECT COUNT(*) FROM {keyspace}.popular WHERE model_version = %s", (version,)
+        ).one()
+        return int(row[0])
+
+    return _publish(
+        session,
+        keyspace,
+        POPULAR_MODEL,
+        version,
+        lists,
+        source=source,
+        activate=activate,
+        keep=keep,
+        write=write,
+        count_written=count_written,
+    )
+
+
+def _publish(
+    session: Any,
+    keyspace: str,
+    model: str,
+    version: str,
+    lists: Ranked,
+    *,
+    source: str,
+    activate: bool,
+    keep: int,
+    write: Callable[[], None],
+    count_written: Callable[[], int],
+) -> PublishResult:
+    """The publishing sequence every model shares; `write` and `count_written` are its own.
+
+    Each key's list is one row written whole, so counting the keys read back verifies rows.
+    """
+    rows = sum(len(entries) for entries in lists.values())
     if versions.status_of(session, keyspace, model, version) == versions.STATUS_READY:
         return _reuse(session, keyspace, model, version, len(lists), rows, activate, keep)
-
     started = time.perf_counter()
     versions.begin(session, keyspace, model, version, source)
-    insert = session.prepare(
-        f"INSERT INTO {keyspace}.popular (model_version, segment, item_ids, scores) "
-        "VALUES (?, ?, ?, ?)"
-    )
-    params = [
-        (version, segment, [i for i, _ in items], [s for _, s in items])
-        for segment, items in lists.items()
-    ]
-    for ok, result in execute_concurrent_with_args(
-        session, insert, params, concurrency=32, raise_on_first_error=True
-    ):
-        if not ok:  # pragma: no cover
-            raise result
-    present = session.execute(
-        f"SELECT COUNT(*) FROM {keyspace}.popular WHERE model_version = %s", (version,)
-    ).one()[0]
+    write()
+    present = count_written()
     if present != len(lists):
-        raise VerificationError(f"popular {version}: wrote {len(lists)} segments, read {present}")
+        raise VerificationError(f"{model} {version}: wrote {len(lists)} keys, read back {present}")
     versions.publish(
         session, keyspace, model, version, item_count=len(lists), row_count=rows, activate=activate
     )
