@@ -51,6 +51,9 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC, RequestStats, StatsEntry
 
+from app.domain import EventType
+from app.offline.demo import CATEGORY_NAMES, DEFAULT_ITEMS, DEFAULT_USERS, REGION_NAMES
+
 # --- The mix -----------------------------------------------------------------------------
 
 ENDPOINTS: Final = {"feed": "GET", "similar": "GET", "popular": "GET", "events": "POST"}
@@ -77,52 +80,17 @@ SIMILAR_USER_SHARE: Final = 0.30
 POPULAR_LIMIT: Final = 20
 POPULAR_CATEGORY_SHARE: Final = 0.40
 POPULAR_REGION_SHARE: Final = 0.30
-EVENT_TYPES: Final = ("view", "favorite", "message", "add_to_cart", "purchase")
+EVENT_TYPES: Final = tuple(event.value for event in EventType)
 EVENT_TYPE_WEIGHTS: Final = (80, 8, 5, 4, 3)
 EVENT_BATCH_SIZES: Final = (1, 2, 3, 4, 5)
 EVENT_BATCH_WEIGHTS: Final = (50, 20, 15, 10, 5)
 SURFACES: Final = ("feed", "similar", "popular", "search")
 
-# Without --dataset: the demo's defaults (app/offline/demo.py, most items first; a test keeps
-# these in step with the generator).
-DEMO_USERS: Final = 10_000
-DEMO_ITEMS: Final = 50_000
-DEMO_CATEGORIES: Final = (
-    "electronics",
-    "fashion",
-    "furniture",
-    "home_appliances",
-    "bikes",
-    "gaming",
-    "kids",
-    "sports",
-    "books",
-    "toys",
-    "garden",
-    "kitchen",
-    "music",
-    "outdoor",
-    "tools",
-    "car_parts",
-    "pets",
-    "jewelry",
-    "art",
-    "collectibles",
-)
-DEMO_REGIONS: Final = (
-    "berlin",
-    "paris",
-    "madrid",
-    "rome",
-    "amsterdam",
-    "vienna",
-    "warsaw",
-    "munich",
-    "milan",
-    "prague",
-    "lisbon",
-    "stockholm",
-)
+# Without --dataset: the demo's defaults (app/offline/demo.py).
+DEMO_USERS: Final = DEFAULT_USERS
+DEMO_ITEMS: Final = DEFAULT_ITEMS
+DEMO_CATEGORIES: Final = CATEGORY_NAMES
+DEMO_REGIONS: Final = REGION_NAMES
 
 DEFAULT_TARGETS_FILE: Final = Path(__file__).with_name("targets.toml")
 API_KEY_ENV: Final = "RECS_LOADTEST_API_KEY"

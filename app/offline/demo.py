@@ -247,9 +247,10 @@ _CATEGORIES: Final = (
         ("Rarity", "Archivo", "Heirloom", "Curio"),
     ),
 )
+CATEGORY_NAMES: Final = tuple(category.name for category in _CATEGORIES)
 
 # Largest market first: region weights are Zipf (s = 0.7) over this order.
-_REGIONS: Final = (
+REGION_NAMES: Final = (
     "berlin",
     "paris",
     "madrid",
@@ -319,9 +320,9 @@ def _price(rng: random.Random, base: float) -> float:
 def _generate_market(items: int, seed: int) -> _Market:
     rng = random.Random(f"{seed}:catalog")
     market = _Market(sellers=max(1, items // _ITEMS_PER_SELLER))
-    region_cum = _zipf_cum_weights(len(_REGIONS), 0.7)
+    region_cum = _zipf_cum_weights(len(REGION_NAMES), 0.7)
     category_cum = _zipf_cum_weights(len(_CATEGORIES), 0.9)
-    seller_regions = rng.choices(range(len(_REGIONS)), cum_weights=region_cum, k=market.sellers)
+    seller_regions = rng.choices(range(len(REGION_NAMES)), cum_weights=region_cum, k=market.sellers)
     sellers = rng.choices(
         range(market.sellers), cum_weights=_zipf_cum_weights(market.sellers, 0.8), k=items
     )
@@ -336,7 +337,7 @@ def _generate_market(items: int, seed: int) -> _Market:
         if rng.random() < _SELLER_REGION_SHARE:
             region = seller_regions[seller]
         else:
-            region = rng.choices(range(len(_REGIONS)), cum_weights=region_cum)[0]
+            region = rng.choices(range(len(REGION_NAMES)), cum_weights=region_cum)[0]
         kind = rng.randrange(len(category.kinds))
         title = f"{rng.choice(_ADJECTIVES)} {rng.choice(category.brands)} {category.kinds[kind]}"
         market.catalog.append(
@@ -345,7 +346,7 @@ def _generate_market(items: int, seed: int) -> _Market:
                 title=title,
                 category=category.name,
                 price=_price(rng, category.base_price),
-                region=_REGIONS[region],
+                region=REGION_NAMES[region],
                 seller_id=f"seller-{seller + 1}",
                 active=rng.random() >= _INACTIVE_SHARE,
             )
@@ -378,7 +379,7 @@ def _generate_interactions(
     draw = rng.random
     log = math.log
     bisect_right = bisect.bisect_right
-    region_cum = _zipf_cum_weights(len(_REGIONS), 0.7)
+    region_cum = _zipf_cum_weights(len(REGION_NAMES), 0.7)
     category_cum = _zipf_cum_weights(len(_CATEGORIES), 0.9)
     window_start = now_ms - HISTORY_DAYS * DAY_MS
     rows: list[InteractionRow] = []
@@ -391,7 +392,7 @@ def _generate_interactions(
 
     for user_index in range(1, users + 1):
         user = f"user-{user_index}"
-        home = rng.choices(range(len(_REGIONS)), cum_weights=region_cum)[0]
+        home = rng.choices(range(len(REGION_NAMES)), cum_weights=region_cum)[0]
         preferred: list[int] = []
         for _ in range(rng.randint(1, 3)):
             choice = rng.choices(range(len(_CATEGORIES)), cum_weights=category_cum)[0]
@@ -541,7 +542,7 @@ def _generate_demo(
             "inactive_items": sum(not item.active for item in market.catalog),
             "sellers": market.sellers,
             "categories": len(_CATEGORIES),
-            "regions": len(_REGIONS),
+            "regions": len(REGION_NAMES),
             "users": users,
             "users_with_events": users_with_events,
             "interactions": interaction_rows,

@@ -8,9 +8,7 @@ imported here: it monkey-patches the standard library with gevent).
 
 from __future__ import annotations
 
-import ast
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.offline.demo import DEFAULT_ITEMS, DEFAULT_USERS, generate_demo
+from app.offline.demo import generate_demo
 from tests.support import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,19 +177,3 @@ def test_a_p99_target_for_an_unknown_endpoint_stops_the_run_before_it_starts(
 
     assert run.returncode == 2, _output(run)
     assert "unknown endpoints ['fead']" in run.stderr, _output(run)
-
-
-def test_the_default_segments_are_the_demos(demo: Path) -> None:
-    """Without --dataset the locustfile draws the demo's categories and regions."""
-    constants = {
-        target.id: ast.literal_eval(node.value)
-        for node in ast.parse(LOCUSTFILE.read_text()).body
-        if isinstance(node, ast.AnnAssign) and node.value is not None
-        for target in [node.target]
-        if isinstance(target, ast.Name) and target.id.startswith("DEMO_")
-    }
-    catalog = [json.loads(line) for line in (demo / "catalog.jsonl").read_text().splitlines()]
-
-    assert set(constants["DEMO_CATEGORIES"]) == {item["category"] for item in catalog}
-    assert set(constants["DEMO_REGIONS"]) == {item["region"] for item in catalog}
-    assert (constants["DEMO_USERS"], constants["DEMO_ITEMS"]) == (DEFAULT_USERS, DEFAULT_ITEMS)

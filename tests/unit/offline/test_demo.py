@@ -146,3 +146,14 @@ def test_shape_of_the_marketplace(tmp_path: Path) -> None:
 def test_rejects_empty_sizes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="items >= 2"):
         generate_demo(tmp_path, items=1, users=5)
+
+
+def test_the_catalog_uses_exactly_the_advertised_categories_and_regions(tmp_path: Path) -> None:
+    """CATEGORY_NAMES and REGION_NAMES are what the load tests draw filters from."""
+    from app.offline.demo import CATEGORY_NAMES, REGION_NAMES
+    from app.offline.formats import read_catalog
+
+    generate_demo(tmp_path, items=2000, users=50, seed=3)
+    catalog = list(read_catalog(tmp_path / "catalog.jsonl"))
+    assert {item.category for item in catalog} == set(CATEGORY_NAMES)
+    assert {item.region for item in catalog} == set(REGION_NAMES)
