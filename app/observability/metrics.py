@@ -27,6 +27,7 @@ LATENCY_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+POOL_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64)
 GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 
 
@@ -64,6 +65,18 @@ class Metrics:
             "Duration of one garbage collection, by generation.",
             ("generation",),
             buckets=GC_BUCKETS,
+            registry=self.registry,
+        )
+        self.pool_busy = Histogram(
+            "recs_cql_pool_busy_threads",
+            "Busy threads of the CQL pool, seen by each call as it is submitted.",
+            buckets=POOL_BUCKETS,
+            registry=self.registry,
+        )
+        self.pool_queue = Histogram(
+            "recs_cql_pool_queue_depth",
+            "Calls already waiting for a CQL pool thread, seen by each call as it is submitted.",
+            buckets=POOL_BUCKETS,
             registry=self.registry,
         )
         self.rejected = Counter(
@@ -107,6 +120,10 @@ class Metrics:
                 latency.observe(time.perf_counter() - started)
 
         return timed_call
+
+    def observe_pool(self, busy: int, queued: int) -> None:
+        self.pool_busy.observe(busy)
+        self.pool_queue.observe(queued)
 
     # --- runtime probes --------------------------------------------------------------------
     async def sample_loop_lag(self, interval_s: float = 0.05) -> None:

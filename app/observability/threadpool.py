@@ -16,15 +16,24 @@ R = TypeVar("R")
 
 
 class InstrumentedExecutor(ThreadPoolExecutor):
-    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        thread_name_prefix: str = "",
+        on_submit: Callable[[int, int], None] | None = None,
+    ) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self.max_workers = max_workers
         self.submitted = 0
         self._busy = 0
         self._lock = threading.Lock()
+        # Called with (busy threads, queued calls) as each call arrives: what it will wait for.
+        self._on_submit = on_submit
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         self.submitted += 1  # only ever called from the event loop thread
+        if self._on_submit is not None:
+            self._on_submit(self._busy, self.queue_depth)
 
         def run() -> R:
             with self._lock:
