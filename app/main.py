@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -243,17 +243,22 @@ class _GuardedDynamoDB:
 
 
 async def _warm_up(settings: Settings, dynamodb: Any, http: Any) -> None:
-    """One call through each client before serving: the first aiobotocore call resolves
+    """Calls through each client before serving: the first aiobotocore call resolves
     credentials and endpoint rules and the first HTTP call connects, together far more than
-    a request's budget. Failures are logged, not fatal: the breakers handle what follows."""
-    try:
-        await dynamodb.describe_table(TableName=settings.dynamodb_table)
-    except Exception as exc:
-        log.warning("dynamodb warm-up failed", extra={"error": repr(exc)})
-    try:
-        await http.get("/items", params={"ids": "warm-up"})
-    except Exception as exc:
-        log.warning("catalog warm-up failed", extra={"error": repr(exc)})
+    a request's budget. A few tries (the first may itself outlive the per-call timeout);
+    failures are logged, not fatal: the breakers handle what follows."""
+    calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+        ("dynamodb", lambda: dynamodb.describe_table(TableName=settings.dynamodb_table)),
+        ("catalog", lambda: http.get("/items", params={"ids": "warm-up"})),
+    ]
+    for name, call in calls:
+        for attempt in range(3):
+            try:
+                await call()
+                break
+            except Exception as exc:
+                if attempt == 2:
+                    log.warning(f"{name} warm-up failed", extra={"error": repr(exc)})
 
 
 async def _embedded_sources(settings: Settings) -> Sources:

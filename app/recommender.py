@@ -90,6 +90,12 @@ class _Dropped(Container[str]):
         return item_id in self._ids or item_id in self._served
 
 
+def _dropped(ids: frozenset[str] | set[str], served: cursor.Served) -> Container[str]:
+    # Without a cursor the plain set is the whole answer, and its lookups run in C; the
+    # wrapper costs a Python call (and a hash) per check, hundreds per request.
+    return _Dropped(ids, served) if len(served) else ids
+
+
 class _Budget:
     """The request's deadline, shared out among its dependency calls."""
 
@@ -159,7 +165,7 @@ class Recommender:
             )
             scores = score_candidates(seeds, lists)
 
-        drop = _Dropped(seen | query.exclude, served)
+        drop = _dropped(seen | query.exclude, served)
         filtered = query.category is not None or query.region is not None
         # A chain of pages never serves more than cursor_max_items items in all.
         limit = min(query.limit, settings.cursor_max_items - len(served))
@@ -267,7 +273,7 @@ class Recommender:
         else:
             lists, interactions = await lists_task, []
 
-        drop = _Dropped(query.exclude | {i.item_id for i in interactions} | {query.item_id}, ())
+        drop = query.exclude | {i.item_id for i in interactions} | {query.item_id}
         neighbour_list = lists.get(query.item_id)
         primary = similar_candidates(neighbour_list) if neighbour_list is not None else []
         usable = sum(1 for c in primary if c.item_id not in drop)
