@@ -96,16 +96,27 @@ def _dropped(ids: frozenset[str] | set[str], served: cursor.Served) -> Container
     return _Dropped(ids, served) if len(served) else ids
 
 
-class _Budget:
-    """The request's deadline, shared out among its dependency calls."""
+class _Request:
+    """One request's deadline, shared out among its dependency calls, and the dependencies
+    that failed it (reported in the answer's `degraded`)."""
 
-    __slots__ = ("_end",)
+    __slots__ = ("_end", "degraded")
 
     def __init__(self, deadline_s: float) -> None:
         self._end = time.monotonic() + deadline_s
+        self.degraded: list[str] = []
 
     def timeout(self, dependency_timeout_s: float) -> float:
         return max(0.0, min(dependency_timeout_s, self._end - time.monotonic()))
+
+    def degrade(self, dependency: str, exc: BaseException | None = None) -> None:
+        if dependency not in self.degraded:
+            self.degraded.append(dependency)
+        if exc is not None:
+            log.debug("dependency failed", extra={"dependency": dependency, "error": repr(exc)})
+
+    def answered(self, dependency: str) -> bool:
+        return dependency not in self.degraded
 
 
 class Recommender:
@@ -135,8 +146,7 @@ class Recommender:
     async def feed(self, query: FeedQuery) -> RecommendationPage:
         settings = self._settings
         snapshot = self._snapshot()
-        budget = _Budget(self._deadline_s)
-        degraded: list[str] = []
+        request = _Request(self._deadline_s)
         request_fingerprint = cursor.fingerprint(query.user_id, query.category, query.region)
         served = (
             cursor.decode(query.cursor, request_fingerprint, max_items=settings.cursor_max_items)
@@ -144,7 +154,7 @@ class Recommender:
             else cursor.Served()
         )
 
-        interactions = await self._recent(query.user_id, budget, degraded)
+        interactions = await self._recent(query.user_id, request)
         seeds = seed_weights(
             interactions,
             now_ms=self._clock_ms(),
@@ -154,15 +164,7 @@ class Recommender:
         seen = {interaction.item_id for interaction in interactions}
         scores: dict[str, float] = {}
         if seeds and snapshot.neighbours_version is not None:
-            lists = await self._lookup(
-                self._neighbours,
-                snapshot.neighbours_version,
-                seeds,
-                self._scylla_timeout_s,
-                budget,
-                DEP_SCYLLA,
-                degraded,
-            )
+            lists = await self._neighbour_lists(snapshot.neighbours_version, seeds, request)
             scores = score_candidates(seeds, lists)
 
         drop = _dropped(seen | query.exclude, served)
@@ -177,15 +179,7 @@ class Recommender:
             drop=drop,
             count=fill_count,
         )
-        catalog = await self._lookup(
-            self._catalog,
-            "",
-            _ids(pool, fill, seen),
-            self._catalog_timeout_s,
-            budget,
-            DEP_CATALOG,
-            degraded,
-        )
+        catalog = await self._catalog_items(_ids(pool, fill, seen), request)
         rules = PageRules(
             limit=limit,
             max_per_category=settings.max_per_category,
@@ -193,7 +187,7 @@ class Recommender:
             category=query.category,
             region=query.region,
         )
-        catalog_available = DEP_CATALOG not in degraded
+        catalog_available = request.answered(DEP_CATALOG)
         page = assemble_page(
             pool,
             (),
@@ -221,19 +215,8 @@ class Recommender:
                 )
                 missing = [c.item_id for c in fill if c.item_id not in catalog]
                 if missing and catalog_available:
-                    catalog = {
-                        **catalog,
-                        **await self._lookup(
-                            self._catalog,
-                            "",
-                            missing,
-                            self._catalog_timeout_s,
-                            budget,
-                            DEP_CATALOG,
-                            degraded,
-                        ),
-                    }
-                    catalog_available = DEP_CATALOG not in degraded
+                    catalog = {**catalog, **await self._catalog_items(missing, request)}
+                    catalog_available = request.answered(DEP_CATALOG)
             page = assemble_page(
                 pool,
                 fill,
@@ -246,29 +229,21 @@ class Recommender:
         next_cursor = None
         if page and len(page) == limit and len(served) + len(page) < settings.cursor_max_items:
             next_cursor = cursor.encode(served.plus(c.item_id for c in page), request_fingerprint)
-        return RecommendationPage(_items(page, catalog), snapshot.label, degraded, next_cursor)
+        return RecommendationPage(
+            _items(page, catalog), snapshot.label, request.degraded, next_cursor
+        )
 
     async def similar(self, query: SimilarQuery) -> RecommendationPage:
         snapshot = self._snapshot()
-        budget = _Budget(self._deadline_s)
-        degraded: list[str] = []
-
+        request = _Request(self._deadline_s)
         lists_task = (
-            self._lookup(
-                self._neighbours,
-                snapshot.neighbours_version,
-                (query.item_id,),
-                self._scylla_timeout_s,
-                budget,
-                DEP_SCYLLA,
-                degraded,
-            )
+            self._neighbour_lists(snapshot.neighbours_version, (query.item_id,), request)
             if snapshot.neighbours_version is not None
             else _nothing()
         )
         if query.user_id is not None:
             lists, interactions = await asyncio.gather(
-                lists_task, self._recent(query.user_id, budget, degraded)
+                lists_task, self._recent(query.user_id, request)
             )
         else:
             lists, interactions = await lists_task, []
@@ -286,15 +261,7 @@ class Recommender:
                 drop=drop,
                 count=2 * query.limit + 10,
             )
-        catalog = await self._lookup(
-            self._catalog,
-            "",
-            _ids(primary, fill, ()),
-            self._catalog_timeout_s,
-            budget,
-            DEP_CATALOG,
-            degraded,
-        )
+        catalog = await self._catalog_items(_ids(primary, fill, ()), request)
         if query.region is not None:
             primary = rerank_by_region(
                 primary,
@@ -306,18 +273,17 @@ class Recommender:
             primary,
             fill,
             catalog=catalog,
-            catalog_available=DEP_CATALOG not in degraded,
+            catalog_available=request.answered(DEP_CATALOG),
             drop=drop,
             rules=PageRules(
                 limit=query.limit, max_per_category=query.limit, max_per_seller=query.limit
             ),
         )
-        return RecommendationPage(_items(page, catalog), snapshot.label, degraded)
+        return RecommendationPage(_items(page, catalog), snapshot.label, request.degraded)
 
     async def popular(self, query: PopularQuery) -> RecommendationPage:
         snapshot = self._snapshot()
-        budget = _Budget(self._deadline_s)
-        degraded: list[str] = []
+        request = _Request(self._deadline_s)
         filtered = query.category is not None or query.region is not None
         candidates = popular_candidates(
             snapshot.popular,
@@ -325,20 +291,12 @@ class Recommender:
             drop=(),
             count=None if filtered else 2 * query.limit + 20,
         )
-        catalog = await self._lookup(
-            self._catalog,
-            "",
-            _ids(candidates, (), ()),
-            self._catalog_timeout_s,
-            budget,
-            DEP_CATALOG,
-            degraded,
-        )
+        catalog = await self._catalog_items(_ids(candidates, (), ()), request)
         page = assemble_page(
             candidates,
             (),
             catalog=catalog,
-            catalog_available=DEP_CATALOG not in degraded,
+            catalog_available=request.answered(DEP_CATALOG),
             drop=(),
             rules=PageRules(
                 limit=query.limit,
@@ -348,7 +306,7 @@ class Recommender:
                 region=query.region,
             ),
         )
-        return RecommendationPage(_items(page, catalog), snapshot.label, degraded)
+        return RecommendationPage(_items(page, catalog), snapshot.label, request.degraded)
 
     # --- dependency calls ----------------------------------------------------------------
     def _snapshot(self) -> ModelSnapshot:
@@ -357,15 +315,27 @@ class Recommender:
             raise ModelsNotLoaded("no model version loaded yet")
         return snapshot
 
-    async def _recent(
-        self, user_id: str, budget: _Budget, degraded: list[str]
-    ) -> list[Interaction]:
+    async def _recent(self, user_id: str, request: _Request) -> list[Interaction]:
         try:
-            async with asyncio.timeout(budget.timeout(self._dynamodb_timeout_s)):
+            async with asyncio.timeout(request.timeout(self._dynamodb_timeout_s)):
                 return await self._interactions.recent(user_id, self._settings.history_limit)
         except Exception as exc:  # any failure of the store degrades, never fails, the feed
-            _degrade(degraded, DEP_DYNAMODB, exc)
+            request.degrade(DEP_DYNAMODB, exc)
             return []
+
+    async def _neighbour_lists(
+        self, version: str, item_ids: Iterable[str], request: _Request
+    ) -> dict[str, ScoredList]:
+        return await self._lookup(
+            self._neighbours, version, item_ids, self._scylla_timeout_s, DEP_SCYLLA, request
+        )
+
+    async def _catalog_items(
+        self, item_ids: Iterable[str], request: _Request
+    ) -> dict[str, CatalogItem]:
+        return await self._lookup(
+            self._catalog, "", item_ids, self._catalog_timeout_s, DEP_CATALOG, request
+        )
 
     async def _lookup(
         self,
@@ -373,29 +343,21 @@ class Recommender:
         namespace: str,
         keys: Iterable[str],
         timeout_s: float,
-        budget: _Budget,
         dependency: str,
-        degraded: list[str],
+        request: _Request,
     ) -> dict[str, T]:
         try:
-            result = await lookup.get_many(namespace, keys, timeout=budget.timeout(timeout_s))
+            result = await lookup.get_many(namespace, keys, timeout=request.timeout(timeout_s))
         except Exception as exc:
-            _degrade(degraded, dependency, exc)
+            request.degrade(dependency, exc)
             return {}
         if not result.complete:
-            _degrade(degraded, dependency, None)
+            request.degrade(dependency)
         return dict(result.found)
 
 
 async def _nothing() -> dict[str, ScoredList]:
     return {}
-
-
-def _degrade(degraded: list[str], dependency: str, exc: BaseException | None) -> None:
-    if dependency not in degraded:
-        degraded.append(dependency)
-    if exc is not None:
-        log.debug("dependency failed", extra={"dependency": dependency, "error": repr(exc)})
 
 
 def _ids(first: Iterable[Scored], second: Iterable[Scored], third: Iterable[str]) -> list[str]:
