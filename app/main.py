@@ -35,6 +35,7 @@ from app.sources.base import (
     DEP_DYNAMODB,
     DEP_SCYLLA,
     BatchLookup,
+    InteractionReader,
     InteractionStore,
     ModelStore,
 )
@@ -202,7 +203,10 @@ async def _remote_sources(
             max_connections=settings.catalog_max_connections,
         )
     )
-    await _warm_up(settings, dynamodb, http)
+    unguarded = DynamoInteractions(
+        dynamodb, table=settings.dynamodb_table, retention_days=settings.event_retention_days
+    )
+    await _warm_up(unguarded, http)
 
     catalog = HttpCatalog(http)
     interactions = DynamoInteractions(
@@ -242,13 +246,14 @@ class _GuardedDynamoDB:
         self.batch_write_item = guard(DEP_DYNAMODB, "batch_write_item", client.batch_write_item)
 
 
-async def _warm_up(settings: Settings, dynamodb: Any, http: Any) -> None:
-    """Calls through each client before serving: the first aiobotocore call resolves
-    credentials and endpoint rules and the first HTTP call connects, together far more than
-    a request's budget. A few tries (the first may itself outlive the per-call timeout);
+async def _warm_up(interactions: InteractionReader, http: Any) -> None:
+    """The feed's own calls, made before serving: the first aiobotocore call resolves
+    credentials and endpoint rules and builds the operation's model (per operation: so the
+    very Query the feed sends), and the first HTTP call connects; together far more than a
+    request's budget. A few tries (the first may itself outlive the per-call timeout);
     failures are logged, not fatal: the breakers handle what follows."""
     calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-        ("dynamodb", lambda: dynamodb.describe_table(TableName=settings.dynamodb_table)),
+        ("dynamodb", lambda: interactions.recent("warm-up", 1)),
         ("catalog", lambda: http.get("/items", params={"ids": "warm-up"})),
     ]
     for name, call in calls:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from app.domain import CatalogItem
 from app.offline.demo import generate_demo
 from app.offline.formats import read_catalog, read_interactions, read_neighbours
 from app.offline.topk import top_k_neighbours
+from app.publishing import versions
 from app.schema import cql, dynamodb
 from app.sources.scylla import connect
 from tests.support import REPO, CatalogProcess, load_stack
@@ -83,6 +85,49 @@ def cql_session(settings: Settings) -> Iterator[Any]:
     yield session
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.scylla_keyspace}", timeout=60)
     cluster.shutdown()
+
+
+@contextmanager
+def own_keyspace(cql_session: Any, settings: Settings, suffix: str) -> Iterator[str]:
+    """A migrated keyspace of a test module's own, dropped after it: versions published,
+    activated or deleted there never reach what the rest of the session serves from."""
+    keyspace = f"{settings.scylla_keyspace}_{suffix}"
+    cql.apply(cql_session, keyspace=keyspace, replication=settings.scylla_replication)
+    try:
+        yield keyspace
+    finally:
+        cql_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+
+
+def _active_versions(cql_session: Any, keyspace: str) -> dict[str, str | None]:
+    return {
+        model: versions.active_version(cql_session, keyspace, model)
+        for model in ("neighbours", "popular")
+    }
+
+
+@dataclass(frozen=True)
+class _Served:
+    """What `loaded_env` activated in the session keyspace, and where to look it up again."""
+
+    cql_session: Any
+    keyspace: str
+    versions: dict[str, str | None]
+
+
+_served: list[_Served] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_models_untouched(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the module that changed the session's active model versions: every later test
+    would serve another model (this once broke the fault tests, far from its cause)."""
+    yield
+    for served in _served:
+        assert _active_versions(served.cql_session, served.keyspace) == served.versions, (
+            f"{request.node.name} changed the session's active model versions: "
+            "publish into own_keyspace(...) instead"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -156,4 +201,6 @@ def loaded_env(
 ) -> dict[str, str]:
     """The dataset in the stack, loaded by `recs demo load` (schema, all four files)."""
     recs_cli(test_env, "demo", "load", "--data", str(dataset.path))
+    keyspace = test_env["RECS_SCYLLA_KEYSPACE"]
+    _served.append(_Served(cql_session, keyspace, _active_versions(cql_session, keyspace)))
     return test_env

@@ -23,11 +23,11 @@ import boto3
 import httpx
 import pytest
 
+from app.config import Settings
 from app.offline.formats import read_neighbours, read_popular
 from app.publishing import versions
-from app.schema import cql
 from app.schema.dynamodb import ensure_table
-from tests.conftest import recs_cli
+from tests.conftest import own_keyspace, recs_cli
 from tests.support import CatalogProcess
 
 pytestmark = pytest.mark.integration
@@ -61,32 +61,33 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cli(
-    test_env: dict[str, str], cql_session: Any, tmp_path_factory: pytest.TempPathFactory
+    test_env: dict[str, str],
+    settings: Settings,
+    cql_session: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cli]:
     tmp = tmp_path_factory.mktemp("cli")
     catalog = CatalogProcess(data=tmp / "catalog-service.jsonl")
     catalog.start()
-    keyspace = f"{test_env['RECS_SCYLLA_KEYSPACE']}_cli"
     table = f"{test_env['RECS_DYNAMODB_TABLE']}_cli"
-    env = {
-        **test_env,
-        "RECS_SCYLLA_KEYSPACE": keyspace,
-        "RECS_DYNAMODB_TABLE": table,
-        "RECS_CATALOG_URL": catalog.url,
-        # Enough that no test here loses a version to clean-up (tested in publishing/).
-        "RECS_MODEL_VERSIONS_KEPT": "20",
-    }
-    try:
-        # What `recs schema apply` does, in process: a CLI run costs a driver start-up.
-        cql.apply(cql_session, keyspace=keyspace, replication=test_env["RECS_SCYLLA_REPLICATION"])
-        ensure_table(dynamodb(env), table)
-        yield Cli(env, tmp)
-    finally:
-        catalog.stop()
-        cql_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-        client = dynamodb(env)
-        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
-            client.delete_table(TableName=table)
+    # The schema as `recs schema apply` makes it, in process: a CLI run costs a driver start-up.
+    with own_keyspace(cql_session, settings, "cli") as keyspace:
+        env = {
+            **test_env,
+            "RECS_SCYLLA_KEYSPACE": keyspace,
+            "RECS_DYNAMODB_TABLE": table,
+            "RECS_CATALOG_URL": catalog.url,
+            # Enough that no test here loses a version to clean-up (tested in publishing/).
+            "RECS_MODEL_VERSIONS_KEPT": "20",
+        }
+        try:
+            ensure_table(dynamodb(env), table)
+            yield Cli(env, tmp)
+        finally:
+            catalog.stop()
+            client = dynamodb(env)
+            with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+                client.delete_table(TableName=table)
 
 
 def dynamodb(env: dict[str, str]) -> Any:

@@ -90,3 +90,16 @@ async def test_a_fresh_event_changes_the_next_feed(cached: State, dataset: Datas
     assert after_ids != before and target not in after_ids
     neighbours = {n for n, _ in dataset.neighbours[target]}
     assert sum(item in neighbours for item in after_ids) >= 3
+
+
+async def test_the_first_feed_after_start_is_whole(
+    settings: Settings, loaded_env: dict[str, str], dataset: Dataset
+) -> None:
+    """The lifespan warms up the feed's own DynamoDB Query: a new client's first Query (its
+    operation model, the server's first read) once outlived the 100 ms timeout, so the first
+    feeds after every start came back degraded."""
+    user = max(dataset.histories, key=lambda u: len(dataset.histories[u]))
+    async for state in _state(settings):
+        page = await state["recommender"].feed(FeedQuery(user_id=user, limit=20))
+        assert page.degraded == []
+        assert any(item.source == "personalized" for item in page.items)

@@ -10,6 +10,7 @@ import pytest
 from app.config import Settings
 from app.publishing import versions
 from app.publishing.scylla import count_neighbour_partitions, publish_neighbours
+from tests.conftest import own_keyspace
 
 pytestmark = pytest.mark.integration
 
@@ -20,13 +21,17 @@ def data(tag: str, count: int = 30) -> Lists:
     return {f"{tag}-{i}": [(f"{tag}-{(i + 1) % count}", 0.5)] for i in range(count)}
 
 
+@pytest.fixture(scope="module")
+def module_keyspace(cql_session: Any, settings: Settings) -> Iterator[str]:
+    with own_keyspace(cql_session, settings, "versions") as name:
+        yield name
+
+
 @pytest.fixture
-def keyspace(cql_session: Any, settings: Settings) -> Iterator[str]:
+def keyspace(cql_session: Any, module_keyspace: str) -> str:
     """A clean neighbours model partition for each test."""
-    ks = settings.scylla_keyspace
-    cql_session.execute(f"DELETE FROM {ks}.model_versions WHERE model = 'neighbours'")
-    yield ks
-    cql_session.execute(f"DELETE FROM {ks}.model_versions WHERE model = 'neighbours'")
+    cql_session.execute(f"DELETE FROM {module_keyspace}.model_versions WHERE model = 'neighbours'")
+    return module_keyspace
 
 
 def publish(session: Any, ks: str, lists: Lists, version: str, **kw: Any) -> Any:
