@@ -85,3 +85,13 @@ loadtest: install ## Locust against the running service (make dev); fails when a
 		$(if $(wildcard $(DEMO_DIR)/manifest.json),--dataset $(DEMO_DIR)) \
 		--api-key $(DEV_API_KEY) \
 		--csv reports/locust --html reports/locust.html --only-summary $(LOADTEST_ARGS)
+
+BENCH_ARGS ?=
+
+bench: install tools ## open-loop benchmark (vegeta) with ablations against the local stack: docs/benchmark.md
+	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	$(BIN)/python -m loadtests.bench --data $(DEMO_DIR) $(BENCH_ARGS)
+
+bench-load: stack-up ## loading speed of neighbour lists into the local Cassandra (docs/benchmark-load.md)
+	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	$(BIN)/python -m loadtests.publish_speed --demo $(DEMO_DIR)

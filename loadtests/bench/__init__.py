@@ -1,0 +1,21 @@
+"""The benchmark of the service: open-loop load (vegeta) against the local stack.
+
+    python -m loadtests.bench [--quick] [--only NAME,...] [--out docs/benchmark.md]
+
+Modules, in the order a run uses them:
+
+- `runner`       the command line and the run: stack, data, sections, report
+- `environment`  the local stack (scripts/stack.py) and the demo data: checked, started, loaded
+- `plan`         sections, ablations and durations
+- `variants`     the server variants: which pieces, which settings
+- `server`       the bench server: `python -m app` plus /bench/floor, pieces swapped
+- `pieces`       the naive pieces the ablations put back (app/ has no switch for them)
+- `workload`     vegeta target files, Zipf-skewed ids
+- `vegeta`       attacks and their results
+- `prom`         /metrics before and after a run
+- `processes`    the servers as child processes; CPU time from /proc
+- `micro`        Scylla read strategies, catalog transports (outside the server)
+- `profile`      py-spy under load, reduced to top costs
+- `machine`      the machine and the code measured
+- `report`       docs/benchmark.md
+"""

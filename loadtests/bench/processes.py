@@ -1,0 +1,188 @@
+"""The bench servers as child processes, and the CPU time they and the box spend.
+
+A `BenchServer` is `python -m loadtests.bench.server` for one variant on a free port, its
+output in a log file; it is stopped by its own pid (SIGTERM, then SIGKILL), never by name.
+`CpuTimes` reads /proc: the server's CPU split into its main thread (the event loop) and its
+other threads (CQL pool and driver, executor, aiohttp), and the whole box's busy time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtests.bench.variants import Variant
+
+REPO = Path(__file__).resolve().parents[2]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+@dataclass
+class BenchServer:
+    variant: Variant
+    env: dict[str, str]
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    started_s: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "loadtests.bench.server", *self.variant.pieces.argv()]
+
+    def start(self, timeout_s: float = 90) -> None:
+        # The caller's own RECS_* exports never leak in: only the benchmark's settings.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+        env = {
+            **inherited,
+            **self.env,
+            **self.variant.env,
+            "RECS_HOST": "127.0.0.1",
+            "RECS_PORT": str(self.port),
+        }
+        began = time.monotonic()
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv(), env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = began + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.variant.name} exited with {self.process.returncode} during start-up:"
+                    f"\n{_tail(self.log)}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        self.started_s = time.monotonic() - began
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise ServerError(f"{self.variant.name} not ready in {timeout_s} s:\n{_tail(self.log)}")
+
+    def stop(self, timeout_s: float = 15) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """CPU seconds at one instant: the server's main thread, its other threads, the box."""
+
+    at: float
+    main_s: float
+    threads_s: float
+    box_busy_s: float
+    box_total_s: float
+
+    @classmethod
+    def read(cls, pid: int) -> CpuTimes:
+        main = other = 0.0
+        task_dir = Path(f"/proc/{pid}/task")
+        for task in task_dir.iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a thread that just ended
+            seconds = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+            if task.name == str(pid):
+                main += seconds
+            else:
+                other += seconds
+        busy, total = _box_times()
+        return cls(time.monotonic(), main, other, busy, total)
+
+    def __sub__(self, before: CpuTimes) -> CpuUse:
+        return CpuUse(
+            wall_s=self.at - before.at,
+            main_s=self.main_s - before.main_s,
+            threads_s=self.threads_s - before.threads_s,
+            box_busy_s=self.box_busy_s - before.box_busy_s,
+            box_total_s=self.box_total_s - before.box_total_s,
+        )
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    wall_s: float
+    main_s: float
+    threads_s: float
+    box_busy_s: float
+    box_total_s: float
+
+    @property
+    def server_s(self) -> float:
+        return self.main_s + self.threads_s
+
+    @property
+    def main_share(self) -> float:
+        """The event loop thread's CPU over wall time (1.0: a full core)."""
+        return self.main_s / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def server_share(self) -> float:
+        return self.server_s / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def box_busy(self) -> float:
+        """Share of the whole box's CPU time that was busy (every process, every core)."""
+        return self.box_busy_s / self.box_total_s if self.box_total_s else 0.0
+
+    def per_request_us(self, requests: int) -> float | None:
+        return self.server_s / requests * 1e6 if requests else None
+
+
+def _box_times() -> tuple[float, float]:
+    with open("/proc/stat") as stat:
+        parts = stat.readline().split()[1:]
+    values = [int(v) for v in parts[:8]]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    total = sum(values)
+    return (total - idle) / TICKS, total / TICKS

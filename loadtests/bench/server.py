@@ -1,0 +1,213 @@
+"""The bench server: `python -m app` plus `/bench/floor`, with chosen pieces swapped.
+
+    python -m loadtests.bench.server [--scylla fanout] [--dynamodb boto3|signed-json]
+        [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry off]
+        [--no-instrumentation]
+
+Settings come from the environment exactly as for `python -m app` (`RECS_*`). This module
+changes nothing in app/: before the product's own `main()` runs (same settings, logging,
+app factory, middleware, uvicorn configuration), it
+
+- wraps `create_app` to add `GET /bench/floor`: a pre-serialized page (20 items, the size of
+  a feed answer) sent through the same middleware, routing and response class as every
+  endpoint. It is the framework floor: all the cost of a request except the recommender;
+- installs the naive pieces asked for (see `pieces`): module attributes the product reads at
+  start-up (`app.main._remote_sources`, `app.main.Metrics`, `app.main.FastAPI`,
+  `app.api.routes.page_response`
+  and `RecommendationPage`, `app.sources.catalog.build_http_client`) are replaced in this
+  process only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from app.config import Settings
+from loadtests.bench.variants import Pieces
+
+FLOOR_PATH = "/bench/floor"
+FLOOR_ITEMS = 20
+
+
+def floor_body() -> bytes:
+    """A page as the product serializes it: 20 items with demo-like metadata."""
+    from app.api.serialization import page_bytes
+    from app.results import RecommendationPage, RecommendedItem
+
+    items = [
+        RecommendedItem(
+            f"item-{1000 + rank}",
+            1.0 / (rank + 1),
+            "personalized",
+            f"Vintage road bike frame {rank}",
+            "bikes",
+            149.0 + rank,
+            "berlin",
+            f"seller-{rank}",
+        )
+        for rank in range(FLOOR_ITEMS)
+    ]
+    page = RecommendationPage(items, "neighbours=nb-000000000000,popular=pop-000000000000")
+    return page_bytes(page)
+
+
+def add_floor(app: FastAPI) -> None:
+    from app.api.serialization import JSONBytesResponse
+
+    body = floor_body()
+
+    async def floor() -> Response:
+        return JSONBytesResponse(body)
+
+    app.add_api_route(FLOOR_PATH, floor, methods=["GET"], include_in_schema=False)
+
+
+def install(pieces: Pieces) -> None:
+    """Swap the requested pieces into the product's modules (this process only)."""
+    import app.__main__ as entry
+    import app.main as main
+    from app.api import routes
+    from app.api.middleware import RequestMiddleware
+    from app.sources import catalog
+    from loadtests.bench import pieces as naive
+
+    if pieces.responses == "pydantic":
+        # build_router reads both names when it declares the routes; page_response per request.
+        routes.RecommendationPage = naive.PageModel  # type: ignore[misc, assignment]
+        routes.page_response = naive.unserialized
+    if pieces.catalog_http == "httpx":
+        catalog.build_http_client = naive.build_default_http_client
+    if not pieces.instrumentation:
+        main.Metrics = naive.UninstrumentedMetrics  # type: ignore[misc]
+    if pieces.fastapi_telemetry == "off":
+        main.FastAPI = functools.partial(main.FastAPI, telemetry=naive.NO_FASTAPI_TELEMETRY)  # type: ignore[misc]
+    if pieces.scylla != "batched" or pieces.dynamodb != "aioboto3":
+        main._remote_sources = _swapping(main._remote_sources, pieces)
+
+    product_create_app = entry.create_app
+
+    def create_app(settings: Settings | None = None) -> FastAPI:
+        app = product_create_app(settings)
+        if not pieces.instrumentation:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestMiddleware]
+        add_floor(app)
+        return app
+
+    entry.create_app = create_app
+
+
+SourcesBuilder = Callable[[Settings, Any, contextlib.AsyncExitStack], Awaitable[Any]]
+
+
+def _swapping(build: SourcesBuilder, pieces: Pieces) -> SourcesBuilder:
+    """The product's remote sources, with the neighbour reader and/or the DynamoDB client
+    replaced; the replacements sit behind the product's breakers and metrics like the
+    originals (and the neighbour reader behind the product's BatchCache)."""
+    from app.resilience import protect
+    from app.sources.base import DEP_DYNAMODB, DEP_SCYLLA
+    from app.sources.cache import neighbour_cache
+    from app.sources.dynamo import DynamoInteractions
+    from loadtests.bench import pieces as naive
+
+    async def remote_sources(
+        settings: Settings, metrics: Any, stack: contextlib.AsyncExitStack
+    ) -> Any:
+        sources = await build(settings, metrics, stack)
+
+        def guard(dependency: str, operation: str, call: Any) -> Any:
+            return protect(
+                call,
+                breaker=sources.breakers[dependency],
+                metrics=metrics,
+                dependency=dependency,
+                operation=operation,
+            )
+
+        changes: dict[str, Any] = {}
+        if pieces.scylla == "fanout":
+            session = await asyncio.to_thread(sources.cql_cluster.connect)
+            reader = await asyncio.to_thread(
+                naive.FanoutNeighbours,
+                session,
+                keyspace=settings.scylla_keyspace,
+                timeout_s=settings.scylla_timeout_ms / 1000,
+            )
+            neighbours = neighbour_cache(
+                guard(DEP_SCYLLA, "neighbours", reader.neighbours),
+                max_mb=settings.neighbour_cache_mb,
+            )
+            changes["neighbours"] = neighbours
+            changes["caches"] = {**sources.caches, "neighbours": neighbours}
+        if pieces.dynamodb != "aioboto3":
+            client: Any
+            if pieces.dynamodb == "boto3":
+                boto3_client = await asyncio.to_thread(naive.boto3_client, settings)
+                # As the product does: the first call resolves credentials and endpoint
+                # rules; a failure is not fatal (the breaker handles what follows).
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(
+                        boto3_client.describe_table, TableName=settings.dynamodb_table
+                    )
+                client = naive.ThreadedBoto3(boto3_client)
+            else:
+                import aiohttp
+
+                session = await stack.enter_async_context(
+                    aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=settings.dynamodb_max_connections)
+                    )
+                )
+                client = naive.SignedJsonDynamoDB(
+                    session,
+                    endpoint_url=settings.dynamodb_endpoint_url,
+                    region=settings.dynamodb_region,
+                    timeout_s=settings.dynamodb_timeout_ms / 1000,
+                )
+            changes["interactions"] = DynamoInteractions(
+                _GuardedCalls(
+                    query=guard(DEP_DYNAMODB, "query", client.query),
+                    batch_write_item=guard(
+                        DEP_DYNAMODB, "batch_write_item", client.batch_write_item
+                    ),
+                ),
+                table=settings.dynamodb_table,
+                retention_days=settings.event_retention_days,
+            )
+        return dataclasses.replace(sources, **changes)
+
+    return remote_sources
+
+
+class _GuardedCalls:
+    """The two client calls `DynamoInteractions` makes, each behind the product's breaker and
+    metrics (as app.main guards the aioboto3 client's)."""
+
+    def __init__(self, *, query: Any, batch_write_item: Any) -> None:
+        self.query = query
+        self.batch_write_item = batch_write_item
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.bench.server",
+        description="The service (python -m app) plus /bench/floor, with pieces swapped.",
+    )
+    Pieces.add_arguments(parser)
+    pieces = Pieces.from_namespace(parser.parse_args(argv))
+    install(pieces)
+    import app.__main__ as entry
+
+    entry.main()
+
+
+if __name__ == "__main__":
+    main()

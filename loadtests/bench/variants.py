@@ -1,0 +1,119 @@
+"""The server variants the benchmark runs: the product, and the product with pieces swapped.
+
+A variant is a set of `Pieces` (which implementation of each optimized piece the bench server
+installs, see `pieces`) plus `RECS_*` settings (GC, caches). Every variant is the same app,
+the same middleware and the same uvicorn configuration as `python -m app`, plus the
+`/bench/floor` route.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Final, Literal
+
+ScyllaRead = Literal["batched", "fanout"]
+DynamoClient = Literal["aioboto3", "boto3", "signed-json"]
+Responses = Literal["orjson", "pydantic"]
+CatalogHttp = Literal["aiohttp", "httpx"]
+Telemetry = Literal["on", "off"]
+
+_CHOICES: Final = {
+    "scylla": ("batched", "fanout"),
+    "dynamodb": ("aioboto3", "boto3", "signed-json"),
+    "responses": ("orjson", "pydantic"),
+    "catalog_http": ("aiohttp", "httpx"),
+    "fastapi_telemetry": ("on", "off"),
+}
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Which implementation of each piece the server runs (the defaults are the product's)."""
+
+    scylla: ScyllaRead = "batched"
+    dynamodb: DynamoClient = "aioboto3"
+    responses: Responses = "orjson"
+    catalog_http: CatalogHttp = "aiohttp"
+    fastapi_telemetry: Telemetry = "on"
+    instrumentation: bool = True
+
+    def argv(self) -> list[str]:
+        """Command-line options of `python -m loadtests.bench.server` for these pieces."""
+        out: list[str] = []
+        for name in _CHOICES:
+            out += [f"--{name.replace('_', '-')}", getattr(self, name)]
+        if not self.instrumentation:
+            out.append("--no-instrumentation")
+        return out
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for name, choices in _CHOICES.items():
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                choices=choices,
+                default=choices[0],
+                help=f"default: {choices[0]} (the product)",
+            )
+        parser.add_argument(
+            "--no-instrumentation",
+            dest="instrumentation",
+            action="store_false",
+            help="no request middleware, dependency timers, loop-lag or GC probes",
+        )
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> Pieces:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+    def differences(self) -> list[str]:
+        """What differs from the product, as `name=value` words."""
+        product = Pieces()
+        words = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if f.name != "instrumentation" and getattr(self, f.name) != getattr(product, f.name)
+        ]
+        if not self.instrumentation:
+            words.append("instrumentation=off")
+        return words
+
+
+# Settings of the CPython-default GC, and of each cache turned off.
+DEFAULT_GC: Final = MappingProxyType({"RECS_GC_THRESHOLDS": "700,10,10", "RECS_GC_FREEZE": "0"})
+NO_NEIGHBOUR_CACHE: Final = MappingProxyType({"RECS_NEIGHBOUR_CACHE_MB": "0"})
+NO_CATALOG_CACHE: Final = MappingProxyType({"RECS_CATALOG_CACHE_TTL_S": "0"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    pieces: Pieces = field(default_factory=Pieces)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def with_env(self, name: str, description: str, env: Mapping[str, str]) -> Variant:
+        return replace(self, name=name, description=description, env={**self.env, **env})
+
+    def summary(self) -> str:
+        """Pieces and settings that differ from the product, for the report."""
+        words = self.pieces.differences() + [f"{k}={v}" for k, v in sorted(self.env.items())]
+        return ", ".join(f"`{word}`" for word in words) or "the product as shipped"
+
+
+PRODUCT: Final = Variant("product", "the product as shipped")
+NAIVE: Final = Variant(
+    "naive",
+    "every optimization off",
+    Pieces(
+        scylla="fanout",
+        dynamodb="boto3",
+        responses="pydantic",
+        catalog_http="httpx",
+    ),
+    {**DEFAULT_GC, **NO_NEIGHBOUR_CACHE, **NO_CATALOG_CACHE},
+)

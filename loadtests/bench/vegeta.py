@@ -1,0 +1,233 @@
+"""vegeta attacks and their results: latencies, statuses, throughput per second.
+
+Two kinds of attack:
+
+- `closed(workers)`: `-rate=0 -workers=W -max-workers=W`: W requests in flight at all times,
+  as fast as the server answers (used for saturation);
+- `constant(rate)`: `-rate=R/1s`, open loop: requests leave on schedule whatever the answers,
+  and vegeta adds workers when all are busy (no `-max-workers`), so a stall shows up in every
+  request due during it instead of delaying the schedule (no coordinated omission).
+
+Results are read from vegeta's own CSV encoding (`vegeta encode --to csv`); percentiles are
+computed here from every latency (nearest rank), not from vegeta's report.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REQUEST_TIMEOUT_S = 5
+# Latency histogram edges in ms (the last bucket is "above the last edge").
+HISTOGRAM_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250)
+
+
+@dataclass(frozen=True)
+class Attack:
+    targets: Path
+    duration_s: float
+    rate: float | None = None  # requests per second; None: closed loop
+    workers: int = 8
+    max_workers: int | None = None  # open loop: None is vegeta's default (unbounded)
+
+    @classmethod
+    def closed(cls, targets: Path, workers: int, duration_s: float) -> Attack:
+        return cls(targets, duration_s, None, workers)
+
+    @classmethod
+    def constant(
+        cls, targets: Path, rate: float, duration_s: float, max_workers: int | None = None
+    ) -> Attack:
+        return cls(targets, duration_s, rate, 16, max_workers)
+
+    def argv(self, vegeta: Path, output: Path) -> list[str]:
+        argv = [
+            str(vegeta),
+            "attack",
+            "-format=json",
+            f"-targets={self.targets}",
+            f"-duration={self.duration_s:g}s",
+            f"-timeout={REQUEST_TIMEOUT_S}s",
+            "-max-body=0",
+            f"-output={output}",
+        ]
+        if self.rate is None:
+            argv += ["-rate=0", f"-workers={self.workers}", f"-max-workers={self.workers}"]
+        else:
+            # Tenths of a request per second: low rates (naive variants) stay exact enough.
+            argv += [f"-rate={max(1, round(self.rate * 10))}/10s", f"-workers={self.workers}"]
+            if self.max_workers is not None:
+                argv.append(f"-max-workers={self.max_workers}")
+        return argv
+
+    def describe(self) -> str:
+        if self.rate is None:
+            return f"closed loop, {self.workers} workers, {self.duration_s:g} s"
+        return f"{self.rate:.0f} req/s open loop, {self.duration_s:g} s"
+
+
+@dataclass
+class Result:
+    """One attack's outcome, from every request vegeta sent."""
+
+    attack: Attack
+    requests: int
+    statuses: dict[str, int]
+    errors: dict[str, int]
+    latencies_ms: list[float] = field(repr=False)  # sorted, successful (2xx) requests only
+    wall_s: float
+    per_second_ok: list[int] = field(repr=False)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def failed(self) -> int:
+        return self.requests - self.ok
+
+    @property
+    def throughput(self) -> float:
+        """Successful answers per second over the attack's wall time."""
+        return self.ok / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def median_per_second(self) -> float:
+        """Median of the successful answers counted in each whole second (the first and the
+        last, partial, seconds dropped): robust to a neighbour's burst on a shared box."""
+        seconds = self.per_second_ok[1:-1] or self.per_second_ok
+        return float(_median(seconds)) if seconds else 0.0
+
+    @property
+    def offered(self) -> float:
+        return self.requests / self.attack.duration_s if self.attack.duration_s else 0.0
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile of the successful latencies, in ms."""
+        if not self.latencies_ms:
+            return None
+        rank = max(1, math.ceil(q / 100 * len(self.latencies_ms)))
+        return self.latencies_ms[rank - 1]
+
+    @property
+    def max_ms(self) -> float | None:
+        return self.latencies_ms[-1] if self.latencies_ms else None
+
+    @property
+    def mean_ms(self) -> float | None:
+        return sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else None
+
+    def histogram(self, edges: Sequence[float] = HISTOGRAM_EDGES_MS) -> list[int]:
+        """Counts per latency bucket: (0, e0], (e0, e1], ..., (e_last, inf)."""
+        counts = [0] * (len(edges) + 1)
+        for latency in self.latencies_ms:
+            counts[bisect.bisect_left(edges, latency)] += 1
+        return counts
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "attack": self.attack.describe(),
+            "requests": self.requests,
+            "ok": self.ok,
+            "statuses": self.statuses,
+            "errors": self.errors,
+            "wall_s": round(self.wall_s, 3),
+            "throughput": round(self.throughput, 1),
+            "median_per_second": self.median_per_second,
+            "p50_ms": self.percentile(50),
+            "p95_ms": self.percentile(95),
+            "p99_ms": self.percentile(99),
+            "p999_ms": self.percentile(99.9),
+            "max_ms": self.max_ms,
+            "histogram_edges_ms": list(HISTOGRAM_EDGES_MS),
+            "histogram": self.histogram(),
+        }
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def attack_env() -> dict[str, str]:
+    """vegeta on one core at most (GOMAXPROCS=1): on a 2-core box shared with the server and
+    the stack, the load generator must not take both cores in its bursts."""
+    return {**os.environ, "GOMAXPROCS": "1"}
+
+
+class VegetaError(RuntimeError):
+    pass
+
+
+def run(vegeta: Path, attack: Attack, work_dir: Path, name: str) -> Result:
+    """Run one attack; its raw results stay in `work_dir/name.bin` (gob) for inspection."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    raw = work_dir / f"{name}.bin"
+    attack_run = subprocess.run(
+        attack.argv(vegeta, raw),
+        env=attack_env(),
+        capture_output=True,
+        text=True,
+        timeout=attack.duration_s + REQUEST_TIMEOUT_S + 60,
+    )
+    if attack_run.returncode != 0:
+        raise VegetaError(f"vegeta attack failed ({attack_run.returncode}): {attack_run.stderr}")
+    encoded = subprocess.run(
+        [str(vegeta), "encode", "--to", "csv", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if encoded.returncode != 0:
+        raise VegetaError(f"vegeta encode failed: {encoded.stderr}")
+    return parse_csv(encoded.stdout.splitlines(), attack)
+
+
+def parse_csv(lines: Sequence[str], attack: Attack) -> Result:
+    """vegeta's CSV: timestamp ns, code, latency ns, bytes out, bytes in, error, body, ..."""
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    ok_at: list[int] = []
+    first = math.inf
+    last = 0.0
+    requests = 0
+    for row in csv.reader(lines):
+        if not row:
+            continue
+        requests += 1
+        started_ns = int(row[0])
+        code = row[1]
+        latency_ns = int(row[2])
+        statuses[code] += 1
+        first = min(first, started_ns)
+        last = max(last, started_ns + latency_ns)
+        if code.startswith("2") and not row[5]:
+            latencies.append(latency_ns / 1e6)
+            ok_at.append(started_ns + latency_ns)
+        elif row[5]:
+            errors[_short(row[5])] += 1
+    latencies.sort()
+    wall_s = (last - first) / 1e9 if requests else 0.0
+    per_second: list[int] = []
+    if ok_at:
+        buckets = Counter(int((done - first) // 1_000_000_000) for done in ok_at)
+        per_second = [buckets.get(second, 0) for second in range(max(buckets) + 1)]
+    return Result(attack, requests, dict(statuses), dict(errors), latencies, wall_s, per_second)
+
+
+def _short(error: str) -> str:
+    for marker in ("connection refused", "timeout", "EOF", "reset by peer"):
+        if marker in error:
+            return marker
+    return error[:80]

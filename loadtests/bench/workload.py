@@ -1,0 +1,165 @@
+"""What the benchmark sends: vegeta target files, ids drawn with Zipf skew like the Locust suite.
+
+One file per endpoint, in vegeta's JSON format (one request per line), drawn once from a
+fixed seed, so every run and every variant gets the same requests in the same order (vegeta
+cycles through the file):
+
+| endpoint | request |
+| --- | --- |
+| `feed` | `GET /v1/users/user-{Zipf}/recommendations?limit=20` |
+| `similar` | `GET /v1/items/item-{Zipf}/similar?limit=12` |
+| `popular` | `GET /v1/popular?limit=20`, 40 % with `category`, 30 % with `region` |
+| `events` | `POST /v1/events`, one `view` of `item-{Zipf}` by `bench-user-{n}` |
+| `floor` | `GET /bench/floor` (the framework floor, see `server`) |
+
+Ids follow loadtests/locustfile.py: ranks 1..N with P(k) ∝ 1/k^1.1 over the demo's users and
+items (`user-1`, `item-1` the hottest); categories and regions with s = 0.8, most items first.
+The locustfile is not imported (importing Locust monkey-patches the standard library).
+
+Events are written for users outside the demo (`bench-user-*`), so the benchmark never
+changes the histories the feed reads; their timestamps are fixed when the file is drawn and
+their ids are stable, so replaying the file rewrites the same DynamoDB items.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import itertools
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+ZIPF_S: Final = 1.1
+SEGMENT_ZIPF_S: Final = 0.8
+SEED: Final = 20_240_601
+TARGETS_PER_FILE: Final = 20_000
+ENDPOINTS: Final = ("feed", "similar", "popular", "events")
+FLOOR: Final = "floor"
+BENCH_USERS: Final = 1_000
+
+
+class Zipf:
+    """Ranks 1..n with P(k) ∝ 1 / k**s: a precomputed CDF and a bisect per draw."""
+
+    def __init__(self, n: int, s: float) -> None:
+        if n < 1:
+            raise ValueError(f"Zipf needs n >= 1, got {n}")
+        self._cdf = list(itertools.accumulate(1.0 / k**s for k in range(1, n + 1)))
+
+    def rank(self, rng: random.Random) -> int:
+        cdf = self._cdf
+        return bisect.bisect_right(cdf, rng.random() * cdf[-1], 0, len(cdf) - 1) + 1
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the ids are drawn from: the demo's sizes, categories and regions."""
+
+    path: Path
+    users: int
+    items: int
+    interactions: int
+    categories: tuple[str, ...]
+    regions: tuple[str, ...]
+    parameters: dict[str, object]
+
+    @classmethod
+    def from_dir(cls, path: Path) -> Dataset:
+        manifest = json.loads((path / "manifest.json").read_text())
+        counts = manifest["counts"]
+        categories: Counter[str] = Counter()
+        regions: Counter[str] = Counter()
+        with (path / "catalog.jsonl").open("rb") as lines:
+            for line in lines:
+                if line.strip():
+                    item = json.loads(line)
+                    categories[item.get("category") or ""] += 1
+                    regions[item.get("region") or ""] += 1
+        for counter in (categories, regions):
+            counter.pop("", None)
+        return cls(
+            path,
+            int(counts["users"]),
+            int(counts["items"]),
+            int(counts.get("interactions", 0)),
+            _by_count(categories),
+            _by_count(regions),
+            dict(manifest.get("parameters", {})),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.items:,} items, {self.users:,} users, {self.interactions:,} interactions "
+            f"({len(self.categories)} categories, {len(self.regions)} regions; `{self.path}`)"
+        )
+
+
+def _by_count(counter: Counter[str]) -> tuple[str, ...]:
+    return tuple(name for name, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def write_targets(
+    dataset: Dataset,
+    base_url: str,
+    out_dir: Path,
+    *,
+    api_key: str,
+    now_ms: int,
+    count: int = TARGETS_PER_FILE,
+) -> dict[str, Path]:
+    """One targets file per endpoint (and the floor) for a server at `base_url`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    users = Zipf(dataset.users, ZIPF_S)
+    items = Zipf(dataset.items, ZIPF_S)
+    categories = Zipf(len(dataset.categories), SEGMENT_ZIPF_S) if dataset.categories else None
+    regions = Zipf(len(dataset.regions), SEGMENT_ZIPF_S) if dataset.regions else None
+    get = {"method": "GET"}
+    auth = {
+        "Authorization": [f"Bearer {api_key}"],
+        "Content-Type": ["application/json"],
+    }
+    paths: dict[str, Path] = {}
+    for endpoint in (*ENDPOINTS, FLOOR):
+        rng = random.Random(f"{SEED}-{endpoint}")
+        lines: list[str] = []
+        for n in range(count if endpoint != FLOOR else 1):
+            if endpoint == "feed":
+                url = f"/v1/users/user-{users.rank(rng)}/recommendations?limit=20"
+                target: dict[str, object] = {**get, "url": base_url + url}
+            elif endpoint == "similar":
+                url = f"/v1/items/item-{items.rank(rng)}/similar?limit=12"
+                target = {**get, "url": base_url + url}
+            elif endpoint == "popular":
+                query = "limit=20"
+                if categories is not None and rng.random() < 0.4:
+                    query += f"&category={dataset.categories[categories.rank(rng) - 1]}"
+                if regions is not None and rng.random() < 0.3:
+                    query += f"&region={dataset.regions[regions.rank(rng) - 1]}"
+                target = {**get, "url": f"{base_url}/v1/popular?{query}"}
+            elif endpoint == "events":
+                event = {
+                    "event_id": f"bench-{n}",
+                    "user_id": f"bench-user-{rng.randrange(BENCH_USERS)}",
+                    "item_id": f"item-{items.rank(rng)}",
+                    "event_type": "view",
+                    "ts_ms": now_ms - (count - n),
+                    "surface": "bench",
+                }
+                body = json.dumps({"events": [event]}).encode()
+                target = {
+                    "method": "POST",
+                    "url": f"{base_url}/v1/events",
+                    "header": auth,
+                    "body": base64.b64encode(body).decode(),
+                }
+            else:
+                target = {**get, "url": f"{base_url}/bench/floor"}
+            lines.append(json.dumps(target, separators=(",", ":")))
+        path = out_dir / f"{endpoint}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        paths[endpoint] = path
+    return paths
