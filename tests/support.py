@@ -7,6 +7,7 @@ service itself), started on free ports and stopped by the fixtures that own them
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,19 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+# What the fault, degradation, no-loss and shutdown tests measured: docs/reliability.md.
+RELIABILITY_REPORT = REPO / "reports" / "faults.json"
+
+
+def record(name: str, **measured: Any) -> None:
+    """Keep one test's measurements under `name` in the reliability report."""
+    RELIABILITY_REPORT.parent.mkdir(exist_ok=True)
+    report = RELIABILITY_REPORT
+    results = json.loads(report.read_text()) if report.exists() else {}
+    results[name] = measured
+    report.write_text(json.dumps(results, indent=2, sort_keys=True))
+
+
 CATALOG_SCRIPT = REPO / "scripts" / "catalog_service.py"
 
 

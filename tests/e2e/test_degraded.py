@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Dataset
-from tests.support import CatalogProcess, ServiceProcess
+from tests.support import CatalogProcess, ServiceProcess, record
 
 pytestmark = pytest.mark.e2e
 
@@ -70,6 +70,7 @@ def test_catalog_down_serves_items_without_metadata_then_recovers(
         assert healthy["degraded"] == [] and healthy["items"][0]["title"]
 
         catalog.stop()
+        down_ms: dict[str, float] = {}
         for path in (
             f"/v1/users/{user}/recommendations",
             "/v1/items/item-1/similar",
@@ -82,13 +83,21 @@ def test_catalog_down_serves_items_without_metadata_then_recovers(
             assert body["items"], path
             assert all(item["title"] is None for item in body["items"])
             assert elapsed < 0.5, f"{path} took {elapsed:.3f} s with the catalog down"
+            down_ms[path.split("?")[0].replace(user, "{user}")] = round(elapsed * 1000, 1)
         # With a category filter and no catalog, only the category's popular list qualifies.
         bikes = client.get("/v1/popular?category=bikes").json()["items"]
         assert {dataset.catalog[i["item_id"]].category for i in bikes} == {"bikes"}
 
         catalog.start()
+        restarted = time.monotonic()
         recovered = client.get(f"/v1/users/{user}/recommendations").json()
         assert recovered["degraded"] == [] and recovered["items"][0]["title"]
+    record(
+        "catalog_down",
+        latency_ms=down_ms,
+        errors=0,
+        recovered_s_after_restart=round(time.monotonic() - restarted, 2),
+    )
 
 
 def test_catalog_slower_than_its_timeout_degrades_within_the_bound(
@@ -97,6 +106,7 @@ def test_catalog_slower_than_its_timeout_degrades_within_the_bound(
     slow = own_catalog(dataset, tmp_path / "items.jsonl", delay_ms=1000)
     service = service_with(loaded_env, slow, tmp_path / "service.log")
     try:
+        latencies: list[float] = []
         with httpx.Client(base_url=service.url, timeout=5) as client:
             for _ in range(3):
                 response, elapsed = timed_get(
@@ -106,6 +116,13 @@ def test_catalog_slower_than_its_timeout_degrades_within_the_bound(
                 assert response.json()["degraded"] == ["catalog"]
                 assert response.json()["items"]
                 assert elapsed < CATALOG_TIMEOUT_MS / 1000 + 0.3, f"took {elapsed:.3f} s"
+                latencies.append(round(elapsed * 1000, 1))
+        record(
+            "catalog_slow",
+            catalog_delay_ms=1000,
+            timeout_ms=CATALOG_TIMEOUT_MS,
+            latency_ms=latencies,
+        )
     finally:
         service.stop()
         slow.stop()

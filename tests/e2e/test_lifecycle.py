@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Dataset
-from tests.support import CatalogProcess, ServiceProcess
+from tests.support import CatalogProcess, ServiceProcess, record
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +88,13 @@ def test_beyond_the_in_flight_bound_a_fast_503(slow_service: ServiceProcess) -> 
     assert len(served) + len(refused) == 16 and served and refused
     assert all(seconds < SLOW_CATALOG_MS / 1000 for _, seconds, _ in refused)  # fast
     assert all(retry_after == "1" for _, _, retry_after in refused)
+    record(
+        "in_flight_bound",
+        concurrent_requests=len(results),
+        served=len(served),
+        refused_503=len(refused),
+        refused_max_ms=round(max(seconds for _, seconds, _ in refused) * 1000, 1),
+    )
 
 
 def test_sigterm_during_open_loop_load_fails_no_request(
@@ -124,3 +131,10 @@ def test_sigterm_during_open_loop_load_fails_no_request(
     assert exit_code in (0, -signal.SIGTERM) and exited_s < 5.0
     log = (tmp_path / "service.log").read_text()
     assert '"message":"draining"' in log and "shutting down: closing clients" in log
+    record(
+        "sigterm_under_load",
+        requests=metrics["requests"],
+        status_codes=metrics["status_codes"],
+        exit_s=round(exited_s, 2),
+        exit_code=exit_code,
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from app.config import Settings
 from tests.e2e.conftest import API_KEYS
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, record
 
 pytestmark = pytest.mark.e2e
 
@@ -116,3 +116,13 @@ def test_concurrent_duplicated_retried_events_are_stored_exactly_once(
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     assert len(stored) == UNIQUE_EVENTS  # nothing doubled ...
     assert set(stored) == {e["event_id"] for e in events}  # ... nothing lost
+    record(
+        "no_loss",
+        unique_events=UNIQUE_EVENTS,
+        sent_events=sum(len(batch) for batch in batches),
+        batches=len(batches),
+        clients=CLIENTS,
+        client_timeouts_retried=timeouts,
+        retries_after_503=retries,
+        stored=len(stored),
+    )

@@ -9,7 +9,6 @@ tests/e2e/test_degraded.py.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -25,7 +24,15 @@ import pytest
 from app.config import Settings
 from app.schema import dynamodb as dynamodb_schema
 from tests.conftest import Dataset
-from tests.support import REPO, Probe, Sample, ServiceProcess, load_stack, percentile, wait_for
+from tests.support import (
+    Probe,
+    Sample,
+    ServiceProcess,
+    load_stack,
+    percentile,
+    record,
+    wait_for,
+)
 
 pytestmark = pytest.mark.fault
 
@@ -35,14 +42,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 # 2-core machine running Cassandra, DynamoDB Local, the service and the probe.
 LATENCY_BOUND_S = 0.6
 RECOVERY_BOUND_S = 20.0
-REPORT = REPO / "reports" / "faults.json"
-
-
-def record(name: str, **measured: Any) -> None:
-    REPORT.parent.mkdir(exist_ok=True)
-    results = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    results[name] = measured
-    REPORT.write_text(json.dumps(results, indent=2, sort_keys=True))
 
 
 def summary(samples: list[Sample]) -> dict[str, Any]:
