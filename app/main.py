@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client.core import Metric
 
 from app.api.errors import install_error_handlers
@@ -59,6 +60,17 @@ class Sources:
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
 
+# FastAPI's native OpenTelemetry hooks, on by default, ask the global providers on every
+# request whether telemetry is configured. This service's telemetry is Prometheus (/metrics),
+# so they only cost (the bench's `telemetry` ablation measures how much: docs/performance.md).
+FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 class State(TypedDict):
     settings: Settings
     metrics: Metrics
@@ -79,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Personalized feed, similar items and popular lists for a marketplace.",
         lifespan=_lifespan(settings, metrics, lifecycle),
         max_body_size=None,  # RequestMiddleware enforces RECS_MAX_BODY_BYTES, answering JSON
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
     app.include_router(build_router(settings))

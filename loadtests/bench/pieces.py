@@ -13,7 +13,7 @@ process (`loadtests.bench.server`); app/ has no switch for any of them:
 - `responses=pydantic` (product: slotted dataclasses, hand-built dicts, orjson): Pydantic
   `BaseModel` response models, which FastAPI validates and serializes;
 - `catalog_http=httpx` (product: httpx on the aiohttp transport): httpx's default transport;
-- `fastapi_telemetry=off` (an experiment: FastAPI's native OpenTelemetry hooks off);
+- `fastapi_telemetry=on` (product: off): FastAPI's native OpenTelemetry hooks, its default;
 - `instrumentation=off` (product: `RequestMiddleware`, dependency timers, loop-lag and GC
   probes): none of them (the breakers stay).
 
@@ -202,18 +202,6 @@ def build_default_http_client(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     return httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(timeout_s), limits=limits)
-
-
-# --- fastapi_telemetry=off (an experiment) ----------------------------------------------------
-
-# FastAPI's native OpenTelemetry support, off: `FastAPI(telemetry=...)`. With the defaults,
-# every request asks the global OpenTelemetry providers whether telemetry is configured.
-NO_FASTAPI_TELEMETRY: dict[str, Any] = {
-    "tracing": False,
-    "metrics": False,
-    "logs": False,
-    "operation_spans": False,
-}
 
 
 # --- instrumentation=off ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The bench server: `python -m app` plus `/bench/floor`, with chosen pieces swapped.
 
     python -m loadtests.bench.server [--scylla fanout] [--dynamodb boto3|signed-json]
-        [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry off]
+        [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
         [--no-instrumentation]
 
 Settings come from the environment exactly as for `python -m app` (`RECS_*`). This module
@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -88,8 +87,8 @@ def install(pieces: Pieces) -> None:
         catalog.build_http_client = naive.build_default_http_client
     if not pieces.instrumentation:
         main.Metrics = naive.UninstrumentedMetrics  # type: ignore[misc]
-    if pieces.fastapi_telemetry == "off":
-        main.FastAPI = functools.partial(main.FastAPI, telemetry=naive.NO_FASTAPI_TELEMETRY)  # type: ignore[misc]
+    if pieces.fastapi_telemetry == "on":
+        main.FASTAPI_TELEMETRY = {}  # FastAPI's defaults
     if pieces.scylla != "batched" or pieces.dynamodb != "aioboto3":
         main._remote_sources = _swapping(main._remote_sources, pieces)
 

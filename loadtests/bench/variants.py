@@ -25,7 +25,7 @@ _CHOICES: Final = {
     "dynamodb": ("aioboto3", "boto3", "signed-json"),
     "responses": ("orjson", "pydantic"),
     "catalog_http": ("aiohttp", "httpx"),
-    "fastapi_telemetry": ("on", "off"),
+    "fastapi_telemetry": ("off", "on"),
 }
 
 
@@ -37,7 +37,7 @@ class Pieces:
     dynamodb: DynamoClient = "aioboto3"
     responses: Responses = "orjson"
     catalog_http: CatalogHttp = "aiohttp"
-    fastapi_telemetry: Telemetry = "on"
+    fastapi_telemetry: Telemetry = "off"
     instrumentation: bool = True
 
     def argv(self) -> list[str]:
@@ -114,6 +114,7 @@ NAIVE: Final = Variant(
         dynamodb="boto3",
         responses="pydantic",
         catalog_http="httpx",
+        fastapi_telemetry="on",
     ),
     {**DEFAULT_GC, **NO_NEIGHBOUR_CACHE, **NO_CATALOG_CACHE},
 )
