@@ -27,8 +27,6 @@ requests. Example (the service on port 8000, e.g. `make dev`):
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
 import random
 import sys
@@ -53,6 +51,7 @@ from locust.stats import CSV_STATS_INTERVAL_SEC, RequestStats, StatsEntry
 
 from app.domain import EventType
 from app.offline.demo import CATEGORY_NAMES, DEFAULT_ITEMS, DEFAULT_USERS, REGION_NAMES
+from loadtests.zipf import SEGMENT_ZIPF_S, ZIPF_S, Zipf
 
 # --- The mix -----------------------------------------------------------------------------
 
@@ -64,10 +63,6 @@ SIMILAR_WEIGHT: Final = 30
 POPULAR_WEIGHT: Final = 10
 EVENTS_WEIGHT: Final = 3
 """Task weights: events only run with an API key (3 per 100 reads)."""
-
-ZIPF_S: Final = 1.1
-SEGMENT_ZIPF_S: Final = 0.8
-"""Skew of categories and regions (most items first) when a filter is drawn."""
 
 FEED_LIMIT: Final = 20
 FEED_CATEGORY_SHARE: Final = 0.15
@@ -103,19 +98,6 @@ class ConfigError(ValueError):
 # --- Ids and segments --------------------------------------------------------------------
 
 
-class Zipf:
-    """Ranks 1..n with P(k) ∝ 1 / k**s: a precomputed CDF and a bisect per draw."""
-
-    def __init__(self, n: int, s: float) -> None:
-        if n < 1:
-            raise ConfigError(f"Zipf needs n >= 1, got {n}")
-        self._cdf = list(itertools.accumulate(1.0 / k**s for k in range(1, n + 1)))
-
-    def rank(self, rng: random.Random) -> int:
-        cdf = self._cdf
-        return bisect.bisect_right(cdf, rng.random() * cdf[-1], 0, len(cdf) - 1) + 1
-
-
 @dataclass(frozen=True, slots=True)
 class Dataset:
     users: int
@@ -134,6 +116,8 @@ class Dataset:
             users, items = int(counts["users"]), int(counts["items"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"--dataset {path}: cannot read manifest.json: {exc}") from None
+        if users < 1 or items < 1:
+            raise ConfigError(f"--dataset {path}: no users or no items ({users}, {items})")
         categories, regions = manifest.get("categories"), manifest.get("regions")
         if not (isinstance(categories, list) and isinstance(regions, list)):
             categories, regions = _segments_from_catalog(path / "catalog.jsonl")

@@ -296,7 +296,7 @@ async def dynamodb(settings: Settings, calls: int, users: int) -> dict[str, Any]
 
     from app.sources.dynamo import DynamoInteractions
     from loadtests.bench.pieces import SignedJsonDynamoDB, ThreadedBoto3, boto3_client
-    from loadtests.bench.workload import ZIPF_S, Zipf
+    from loadtests.zipf import ZIPF_S, Zipf
 
     relaxed = dataclasses.replace(settings, dynamodb_timeout_ms=5000)
     rng = random.Random(5)

@@ -24,8 +24,6 @@ their ids are stable, so replaying the file rewrites the same DynamoDB items.
 from __future__ import annotations
 
 import base64
-import bisect
-import itertools
 import json
 import random
 from collections import Counter
@@ -33,26 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-ZIPF_S: Final = 1.1
-SEGMENT_ZIPF_S: Final = 0.8
+from loadtests.zipf import SEGMENT_ZIPF_S, ZIPF_S, Zipf
+
 SEED: Final = 20_240_601
 TARGETS_PER_FILE: Final = 20_000
 ENDPOINTS: Final = ("feed", "similar", "popular", "events")
 FLOOR: Final = "floor"
 BENCH_USERS: Final = 1_000
-
-
-class Zipf:
-    """Ranks 1..n with P(k) ∝ 1 / k**s: a precomputed CDF and a bisect per draw."""
-
-    def __init__(self, n: int, s: float) -> None:
-        if n < 1:
-            raise ValueError(f"Zipf needs n >= 1, got {n}")
-        self._cdf = list(itertools.accumulate(1.0 / k**s for k in range(1, n + 1)))
-
-    def rank(self, rng: random.Random) -> int:
-        cdf = self._cdf
-        return bisect.bisect_right(cdf, rng.random() * cdf[-1], 0, len(cdf) - 1) + 1
 
 
 @dataclass(frozen=True)
