@@ -30,8 +30,8 @@ RELIABILITY_REPORT = REPO / "reports" / "faults.json"
 
 def record(name: str, **measured: Any) -> None:
     """Keep one test's measurements under `name` in the reliability report."""
-    RELIABILITY_REPORT.parent.mkdir(exist_ok=True)
     report = RELIABILITY_REPORT
+    report.parent.mkdir(exist_ok=True)
     results = json.loads(report.read_text()) if report.exists() else {}
     results[name] = measured
     report.write_text(json.dumps(results, indent=2, sort_keys=True))

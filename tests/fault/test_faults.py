@@ -73,6 +73,17 @@ def service(loaded_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProce
     process.stop()
 
 
+def freeze(pid: int, seconds: float) -> tuple[float, float]:
+    """SIGSTOP a server for `seconds`, SIGCONT it whatever happens; when it froze and thawed."""
+    os.kill(pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return frozen, time.monotonic()
+
+
 def feed_traffic(dataset: Dataset) -> Any:
     """Warm users (cached neighbour lists), fresh users (every read a Scylla miss), items."""
     warm = sorted(u for u, h in dataset.histories.items() if len(h) >= 10)[:5]
@@ -143,13 +154,7 @@ def test_cassandra_frozen_then_thawed(service: ServiceProcess, dataset: Dataset)
     _, request = feed_traffic(dataset)
     with Probe(service.url, request) as probe:
         time.sleep(1.0)
-        os.kill(pid, signal.SIGSTOP)
-        frozen = time.monotonic()
-        try:
-            time.sleep(5.0)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        thawed = time.monotonic()
+        frozen, thawed = freeze(pid, 5.0)
         recovered_after = wait_for(lambda: scylla_is_back(service.url, dataset), RECOVERY_BOUND_S)
         time.sleep(0.5)
     outage = probe.between(frozen, thawed)
@@ -218,13 +223,7 @@ def test_dynamodb_frozen_then_thawed(service: ServiceProcess, settings: Settings
     prefix = f"frz-{uuid.uuid4().hex[:6]}"
     with Probe(service.url, event_traffic(prefix)) as probe:
         time.sleep(1.0)
-        os.kill(pid, signal.SIGSTOP)
-        frozen = time.monotonic()
-        try:
-            time.sleep(4.0)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        thawed = time.monotonic()
+        frozen, thawed = freeze(pid, 4.0)
         recovered_after = wait_for(lambda: events_flow(service.url), RECOVERY_BOUND_S)
         time.sleep(0.5)
     outage = probe.between(frozen + 0.1, thawed)
