@@ -36,6 +36,7 @@ from app.sources.base import (
     DEP_DYNAMODB,
     DEP_SCYLLA,
     BatchLookup,
+    CatalogReader,
     InteractionReader,
     InteractionStore,
     ModelStore,
@@ -219,9 +220,9 @@ async def _remote_sources(
     unguarded = DynamoInteractions(
         dynamodb, table=settings.dynamodb_table, retention_days=settings.event_retention_days
     )
-    await _warm_up(unguarded, http)
-
     catalog = HttpCatalog(http)
+    await _warm_up(unguarded, catalog)
+
     interactions = DynamoInteractions(
         _GuardedDynamoDB(dynamodb, guard),
         table=settings.dynamodb_table,
@@ -259,7 +260,7 @@ class _GuardedDynamoDB:
         self.batch_write_item = guard(DEP_DYNAMODB, "batch_write_item", client.batch_write_item)
 
 
-async def _warm_up(interactions: InteractionReader, http: Any) -> None:
+async def _warm_up(interactions: InteractionReader, catalog: CatalogReader) -> None:
     """The feed's own calls, made before serving: the first aiobotocore call resolves
     credentials and endpoint rules and builds the operation's model (per operation: so the
     very Query the feed sends), and the first HTTP call connects; together far more than a
@@ -267,7 +268,7 @@ async def _warm_up(interactions: InteractionReader, http: Any) -> None:
     failures are logged, not fatal: the breakers handle what follows."""
     calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
         ("dynamodb", lambda: interactions.recent("warm-up", 1)),
-        ("catalog", lambda: http.get("/items", params={"ids": "warm-up"})),
+        ("catalog", lambda: catalog.items(["warm-up"])),
     ]
     for name, call in calls:
         for attempt in range(3):
@@ -320,6 +321,12 @@ def _state_metrics(
         yield gauge("recs_cache_bytes", "Approximate bytes held by the cache.", labels, cache.bytes)
         yield counter("recs_cache_hits", "Cache lookups that found the key.", labels, cache.hits)
         yield counter("recs_cache_misses", "Cache lookups that did not.", labels, cache.misses)
+        yield counter(
+            "recs_cache_refresh_loads",
+            "Background reloads of entries near the end of their TTL (catalog).",
+            labels,
+            cache.refresh_loads,
+        )
         yield gauge(
             "recs_cache_hit_ratio",
             "Hits over lookups since start.",

@@ -2,7 +2,11 @@
 
 Neighbour lists never change within a model version, so they are cached by (version, item)
 without expiry, bounded by memory. Catalog metadata changes (prices, sold items), so it is
-cached for a short TTL. Both are `BatchCache`s:
+cached for a short TTL, and refreshed ahead of it: a hit on an entry in the last fifth of its
+TTL is answered from the cache and queues the key for a background reload, and the keys
+queued within 50 ms go out in one batched load. Hot items then never expire on a request's
+path, a reload serves many requests' keys in one call, and no answer is older than the TTL.
+Both are `BatchCache`s:
 
 - one batched load for all of a request's misses (the store's one round trip);
 - single-flight: a key already being loaded by another request is awaited, not re-read;
@@ -35,6 +39,11 @@ class _Absent:
 
 _ABSENT: Final = _Absent()
 
+# A catalog entry is reloaded in the background once it is this share of its TTL old.
+REFRESH_AFTER_SHARE: Final = 0.8
+# Keys queued for a background reload within this window go out in one load.
+REFRESH_WINDOW_S: Final = 0.05
+
 
 class BatchCache(Generic[V]):
     def __init__(
@@ -44,19 +53,26 @@ class BatchCache(Generic[V]):
         max_bytes: int,
         sizeof: Callable[[str, V | None], int],
         ttl_s: float | None = None,
+        refresh_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self._max_bytes = max_bytes
         self._sizeof = sizeof
         self._ttl_s = ttl_s
+        self._refresh_after_s = refresh_after_s
         self._clock = clock
-        # key -> (value, size, expires_at)
-        self._entries: OrderedDict[tuple[str, str], tuple[V | _Absent, int, float]] = OrderedDict()
+        # key -> (value, size, expires_at, refresh_at)
+        self._entries: OrderedDict[tuple[str, str], tuple[V | _Absent, int, float, float]] = (
+            OrderedDict()
+        )
         self._inflight: dict[tuple[str, str], asyncio.Task[Mapping[str, V]]] = {}
+        self._to_refresh: dict[str, dict[str, None]] = {}  # namespace -> keys, in order
+        self._refresh_timer: asyncio.TimerHandle | None = None
         self.bytes = 0
         self.hits = 0
         self.misses = 0
+        self.refresh_loads = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -66,29 +82,34 @@ class BatchCache(Generic[V]):
         to_load: list[str] = []
         waits: dict[asyncio.Task[Mapping[str, V]], list[str]] = {}
         now = self._clock()
-        entries = self._entries
+        # The hit path runs for a few hundred keys per request: locals, no isinstance.
+        get_entry = self._entries.get
+        touch = self._entries.move_to_end
+        hits = 0
+        stale: list[str] = []
         for key in dict.fromkeys(keys):  # each key once, in order
             full_key = (namespace, key)
-            entry = entries.get(full_key)
+            entry = get_entry(full_key)
             if entry is not None and entry[2] > now:
-                entries.move_to_end(full_key)
-                self.hits += 1
+                touch(full_key)
+                hits += 1
+                if entry[3] <= now:
+                    stale.append(key)
                 cached = entry[0]
-                if not isinstance(cached, _Absent):
-                    found[key] = cached
+                if cached is not _ABSENT:
+                    found[key] = cached  # type: ignore[assignment]
                 continue
-            self.misses += 1
             task = self._inflight.get(full_key)
             if task is not None:
                 waits.setdefault(task, []).append(key)
             else:
                 to_load.append(key)
+        self.hits += hits
+        self.misses += len(to_load) + sum(map(len, waits.values()))
+        if stale:
+            self._queue_refresh(namespace, stale)
         if to_load:
-            task = asyncio.get_running_loop().create_task(self._load_batch(namespace, to_load))
-            task.add_done_callback(_retrieve_exception)
-            for key in to_load:
-                self._inflight[(namespace, key)] = task
-            waits[task] = to_load
+            waits[self._start_load(namespace, to_load)] = to_load
         if not waits:
             return Lookup(found)
         done, pending = await asyncio.wait(waits, timeout=timeout)
@@ -104,33 +125,73 @@ class BatchCache(Generic[V]):
                     found[key] = value
         return Lookup(found, complete)
 
+    def _start_load(self, namespace: str, keys: list[str]) -> asyncio.Task[Mapping[str, V]]:
+        task = asyncio.get_running_loop().create_task(self._load_batch(namespace, keys))
+        task.add_done_callback(_retrieve_exception)
+        for key in keys:
+            self._inflight[(namespace, key)] = task
+        return task
+
+    def _queue_refresh(self, namespace: str, keys: list[str]) -> None:
+        queued = self._to_refresh.setdefault(namespace, {})
+        queued.update(dict.fromkeys(keys))
+        if self._refresh_timer is None:
+            loop = asyncio.get_running_loop()
+            self._refresh_timer = loop.call_later(REFRESH_WINDOW_S, self._refresh)
+
+    def _refresh(self) -> None:
+        """Reload the queued keys, one load per namespace; a failed reload leaves the entries
+        to expire at their TTL (the next request then misses and reports it)."""
+        self._refresh_timer = None
+        queued, self._to_refresh = self._to_refresh, {}
+        for namespace, keys in queued.items():
+            idle = [key for key in keys if (namespace, key) not in self._inflight]
+            if idle:
+                self.refresh_loads += 1
+                self._start_load(namespace, idle)
+
     async def _load_batch(self, namespace: str, keys: list[str]) -> Mapping[str, V]:
         try:
             loaded = await self._load(namespace, keys)
         finally:
             for key in keys:
                 self._inflight.pop((namespace, key), None)
-        expires_at = self._clock() + self._ttl_s if self._ttl_s is not None else float("inf")
+        now = self._clock()
+        expires_at = now + self._ttl_s if self._ttl_s is not None else float("inf")
+        refresh_at = expires_at
+        if self._refresh_after_s is not None:
+            refresh_at = now + self._refresh_after_s
         for key in keys:
-            self._store((namespace, key), loaded.get(key), expires_at)
+            self._store((namespace, key), loaded.get(key), expires_at, refresh_at)
         return loaded
 
-    def _store(self, full_key: tuple[str, str], value: V | None, expires_at: float) -> None:
+    def _store(
+        self, full_key: tuple[str, str], value: V | None, expires_at: float, refresh_at: float
+    ) -> None:
         if self._max_bytes <= 0:
             return
         size = self._sizeof(full_key[1], value)
         old = self._entries.pop(full_key, None)
         if old is not None:
             self.bytes -= old[1]
-        self._entries[full_key] = (_ABSENT if value is None else value, size, expires_at)
+        self._entries[full_key] = (
+            _ABSENT if value is None else value,
+            size,
+            expires_at,
+            refresh_at,
+        )
         self.bytes += size
         while self.bytes > self._max_bytes and self._entries:
-            _, (_, evicted_size, _) = self._entries.popitem(last=False)
+            _, (_, evicted_size, _, _) = self._entries.popitem(last=False)
             self.bytes -= evicted_size
 
     def clear(self) -> None:
         self._entries.clear()
         self.bytes = 0
+        self._to_refresh.clear()
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
 
 
 def _retrieve_exception(task: asyncio.Task[object]) -> None:
@@ -175,4 +236,5 @@ def catalog_cache(
         max_bytes=max_mb * 1024 * 1024 if ttl_s > 0 else 0,
         sizeof=catalog_item_size,
         ttl_s=ttl_s,
+        refresh_after_s=REFRESH_AFTER_SHARE * ttl_s,
     )

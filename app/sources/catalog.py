@@ -2,8 +2,13 @@
 
 It knows the catalog only by base URL and response contract:
 
-    GET {base}/items?ids=a,b,c  ->  200 {"items": [{"item_id", "title", "category", "price",
-                                                    "region", "seller_id", "active"}, ...]}
+    POST {base}/items/lookup {"ids": ["a", "b", "c"]}
+        -> 200 {"items": [{"item_id", "title", "category", "price", "region", "seller_id",
+                           "active"}, ...]}
+
+The ids go in the body, not in `GET /items?ids=...`: httpx encodes and checks a query string
+in Python, character by character, which cost about 0.4 ms of CPU per 100 ids here against
+0.1 ms for the same request with a JSON body (docs/performance.md).
 
 Unknown ids are simply absent. The client takes a ready `httpx.AsyncClient` (built once in the
 lifespan by `build_http_client`), so tests can hand it any transport.
@@ -22,6 +27,9 @@ from app.domain import CatalogItem
 
 # The reference catalog accepts up to 500 ids per call; larger lookups go out concurrently.
 MAX_IDS_PER_CALL: Final = 500
+
+
+_JSON: Final = {"content-type": "application/json"}
 
 
 class CatalogError(RuntimeError):
@@ -50,7 +58,9 @@ class HttpCatalog:
         return found
 
     async def _fetch(self, item_ids: Sequence[str]) -> dict[str, CatalogItem]:
-        response = await self._client.get("/items", params={"ids": ",".join(item_ids)})
+        response = await self._client.post(
+            "/items/lookup", content=orjson.dumps({"ids": list(item_ids)}), headers=_JSON
+        )
         if response.status_code != 200:
             raise CatalogError(f"catalog answered {response.status_code}")
         try:

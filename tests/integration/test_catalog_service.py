@@ -99,6 +99,35 @@ def test_missing_or_empty_ids_is_a_400(client: httpx.Client, query: str) -> None
     assert response.json()["error"]["code"] == "missing_ids"
 
 
+def test_lookup_answers_as_get_does(client: httpx.Client) -> None:
+    client.put("/items", content=_jsonl(*ITEMS))
+
+    response = client.post("/items/lookup", json={"ids": ["c", "zz", "a", "b", "a"]})
+
+    assert response.status_code == 200
+    assert response.json() == client.get("/items", params={"ids": "c,zz,a,b"}).json()
+    assert [item["item_id"] for item in response.json()["items"]] == ["c", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b'["a"]', "invalid_ids"),
+        (b'{"ids": "a,b"}', "invalid_ids"),
+        (b'{"ids": ["a", 7]}', "invalid_ids"),
+        (b'{"ids": [""]}', "invalid_ids"),
+        (b'{"ids": []}', "missing_ids"),
+        (orjson.dumps({"ids": [f"x{n}" for n in range(501)]}), "too_many_ids"),
+    ],
+)
+def test_a_bad_lookup_is_a_400(client: httpx.Client, body: bytes, code: str) -> None:
+    response = client.post("/items/lookup", content=body)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
 @pytest.mark.parametrize(
     ("bad_line", "reason"),
     [
@@ -168,6 +197,8 @@ def test_delay_ms_delays_item_reads_only(tmp_path: Path) -> None:
 
             with pytest.raises(httpx.ReadTimeout):
                 http.get("/items", params={"ids": "a"}, timeout=0.1)
+            with pytest.raises(httpx.ReadTimeout):
+                http.post("/items/lookup", json={"ids": ["a"]}, timeout=0.1)
     finally:
         slow.stop()
 

@@ -1,10 +1,18 @@
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
+from app.domain import CatalogItem
 from app.ranking.types import ScoredList
-from app.sources.cache import BatchCache, neighbour_cache, scored_list_size
+from app.sources.cache import (
+    REFRESH_AFTER_SHARE,
+    REFRESH_WINDOW_S,
+    BatchCache,
+    catalog_cache,
+    neighbour_cache,
+    scored_list_size,
+)
 
 
 class FakeStore:
@@ -131,3 +139,86 @@ async def test_empty_and_repeated_keys(keys: list[str]) -> None:
     assert len(store.calls) == (1 if keys else 0)
     assert store.calls[:1] in ([], [["a"]])
     assert set(result.found) == set(keys)
+
+
+def refreshing_cache(store: FakeStore, now: list[float]) -> BatchCache[ScoredList]:
+    return BatchCache(
+        store.neighbours,
+        max_bytes=1 << 20,
+        sizeof=scored_list_size,
+        ttl_s=10,
+        refresh_after_s=8,
+        clock=lambda: now[0],
+    )
+
+
+async def test_entries_near_their_ttl_are_served_and_reloaded_in_one_background_load() -> None:
+    now = [0.0]
+    store = FakeStore(lists("a", "b", "c"), delay=0.01)
+    cache = refreshing_cache(store, now)
+    await cache.get_many("", ["a", "b", "c"], timeout=1)
+    store.calls.clear()
+    store.data = {i: ScoredList((f"{i}-new",), (1.0,)) for i in ("a", "b", "c")}
+
+    now[0] = 8.5  # past the refresh point, inside the TTL: answered from the cache at once
+    first = await cache.get_many("", ["a", "b"], timeout=1)
+    second = await cache.get_many("", ["c"], timeout=1)
+    assert first.found["a"].item_ids == ("a-n",) and second.found["c"].item_ids == ("c-n",)
+    assert store.calls == []  # nobody waited for the store
+
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert store.calls == [["a", "b", "c"]]  # both requests' keys, one load
+    assert cache.refresh_loads == 1
+    now[0] = 15.0  # past the old entries' TTL: the reloaded values, still no load
+    later = await cache.get_many("", ["a", "b", "c"], timeout=1)
+    assert {k: v.item_ids for k, v in later.found.items()} == {
+        "a": ("a-new",),
+        "b": ("b-new",),
+        "c": ("c-new",),
+    }
+    assert len(store.calls) == 1
+
+
+async def test_a_failed_background_reload_leaves_entries_to_expire_at_their_ttl() -> None:
+    now = [0.0]
+    store = FakeStore(lists("a"))
+    cache = refreshing_cache(store, now)
+    await cache.get_many("", ["a"], timeout=1)
+    store.fail = True
+    now[0] = 9.0
+    assert (await cache.get_many("", ["a"], timeout=1)).complete
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert len(store.calls) == 2  # the reload was tried and failed
+    now[0] = 9.5
+    assert set((await cache.get_many("", ["a"], timeout=1)).found) == {"a"}
+    now[0] = 10.5  # past the TTL: no answer older than it, the failure is reported
+    expired = await cache.get_many("", ["a"], timeout=1)
+    assert expired.found == {} and not expired.complete
+
+
+async def test_entries_not_asked_for_are_not_reloaded() -> None:
+    now = [0.0]
+    store = FakeStore(lists("a", "b"))
+    cache = refreshing_cache(store, now)
+    await cache.get_many("", ["a", "b"], timeout=1)
+    now[0] = 9.0
+    await cache.get_many("", ["a"], timeout=1)
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert store.calls == [["a", "b"], ["a"]]
+
+
+async def test_the_catalog_cache_reloads_hot_items_before_their_ttl() -> None:
+    calls: list[list[str]] = []
+
+    async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        calls.append(list(item_ids))
+        return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
+
+    cache = catalog_cache(read, max_mb=1, ttl_s=0.5)
+    await cache.get_many("", ["a"], timeout=1)
+    await asyncio.sleep(REFRESH_AFTER_SHARE * 0.5 + 0.02)
+    hit = await cache.get_many("", ["a"], timeout=1)
+    assert hit.found["a"].title == "v1" and calls == [["a"]]
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert calls == [["a"], ["a"]]
+    assert (await cache.get_many("", ["a"], timeout=1)).found["a"].title == "v2"
