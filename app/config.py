@@ -108,7 +108,11 @@ class Settings:
     catalog_url: str = _setting("", "Base URL of the item catalog service.")
     catalog_timeout_ms: int = _setting(80, "Per-call catalog timeout.")
     catalog_max_connections: int = _setting(64, "Connection pool size of the catalog client.")
-    catalog_cache_ttl_s: float = _setting(30.0, "How long catalog metadata is cached (0: off).")
+    catalog_cache_ttl_s: float = _setting(
+        30.0,
+        "How long catalog metadata is cached (0: off); an entry read after 80 % of it is "
+        "reloaded in the background.",
+    )
     catalog_cache_mb: int = _setting(64, "Memory bound of the catalog metadata cache.")
     # --- Caches and model versions -----------------------------------------------------
     neighbour_cache_mb: int = _setting(

@@ -153,6 +153,9 @@ class BatchCache(Generic[V]):
     async def _load_batch(self, namespace: str, keys: list[str]) -> Mapping[str, V]:
         try:
             loaded = await self._load(namespace, keys)
+        except BaseException:
+            self._stop_refreshing(namespace, keys)
+            raise
         finally:
             for key in keys:
                 self._inflight.pop((namespace, key), None)
@@ -164,6 +167,16 @@ class BatchCache(Generic[V]):
         for key in keys:
             self._store((namespace, key), loaded.get(key), expires_at, refresh_at)
         return loaded
+
+    def _stop_refreshing(self, namespace: str, keys: list[str]) -> None:
+        """After a failed load, the entries still cached wait for their TTL: no reload every
+        50 ms against a store that is down (the breaker would refuse them anyway)."""
+        entries = self._entries
+        for key in keys:
+            full_key = (namespace, key)
+            entry = entries.get(full_key)
+            if entry is not None and entry[3] < entry[2]:
+                entries[full_key] = (entry[0], entry[1], entry[2], entry[2])
 
     def _store(
         self, full_key: tuple[str, str], value: V | None, expires_at: float, refresh_at: float

@@ -191,6 +191,8 @@ async def test_a_failed_background_reload_leaves_entries_to_expire_at_their_ttl(
     assert len(store.calls) == 2  # the reload was tried and failed
     now[0] = 9.5
     assert set((await cache.get_many("", ["a"], timeout=1)).found) == {"a"}
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert len(store.calls) == 2  # not retried every window against a store that is down
     now[0] = 10.5  # past the TTL: no answer older than it, the failure is reported
     expired = await cache.get_many("", ["a"], timeout=1)
     assert expired.found == {} and not expired.complete
