@@ -48,6 +48,10 @@ def configure(level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # The driver logs every reconnection attempt at WARNING: keep it, but once per line.
-    logging.getLogger("cassandra").setLevel(max(logging.WARNING, root.level))
+    # The CQL driver and httpcore chatter below WARNING; httpx logs every request at INFO,
+    # a line per catalog call (noise, and CPU, at load): shown at debug level only.
+    for name in ("cassandra", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    quiet_below_debug = logging.WARNING if root.level > logging.DEBUG else logging.DEBUG
+    logging.getLogger("httpx").setLevel(quiet_below_debug)
     logging.Formatter.converter = time.gmtime
