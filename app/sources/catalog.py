@@ -58,9 +58,14 @@ class HttpCatalog:
         return found
 
     async def _fetch(self, item_ids: Sequence[str]) -> dict[str, CatalogItem]:
-        response = await self._client.post(
-            "/items/lookup", content=orjson.dumps({"ids": list(item_ids)}), headers=_JSON
-        )
+        try:
+            response = await self._client.post(
+                "/items/lookup", content=orjson.dumps({"ids": list(item_ids)}), headers=_JSON
+            )
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
+            # The interface's timeout, so metrics count it with every dependency's timeouts.
+            # Not ConnectTimeout: the aiohttp transport reports a refused connection as one.
+            raise TimeoutError(f"catalog: {exc!r}") from exc
         if response.status_code != 200:
             raise CatalogError(f"catalog answered {response.status_code}")
         try:
