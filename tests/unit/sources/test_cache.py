@@ -224,3 +224,24 @@ async def test_the_catalog_cache_reloads_hot_items_before_their_ttl() -> None:
     await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
     assert calls == [["a"], ["a"]]
     assert (await cache.get_many("", ["a"], timeout=1)).found["a"].title == "v2"
+
+
+async def test_a_reload_of_equal_data_keeps_the_cached_object_changed_data_replaces_it() -> None:
+    now = [0.0]
+    store = FakeStore({"a": ScoredList(("x",), (1.0,)), "b": ScoredList(("y",), (1.0,))})
+    cache = refreshing_cache(store, now)
+    first = (await cache.get_many("", ["a", "b"], timeout=1)).found
+    bytes_before = cache.bytes
+    # The store answers with new but equal objects for "a", and longer data for "b".
+    store.data = {"a": ScoredList(("x",), (1.0,)), "b": ScoredList(("y", "z-longer"), (1.0, 0.5))}
+
+    now[0] = 9.0
+    await cache.get_many("", ["a", "b"], timeout=1)
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    now[0] = 15.0  # past the first load's TTL: served from the reload, no new load
+    reloaded = (await cache.get_many("", ["a", "b"], timeout=1)).found
+    assert len(store.calls) == 2
+    assert reloaded["a"] is first["a"]
+    assert reloaded["b"].item_ids == ("y", "z-longer")
+    added = scored_list_size("b", reloaded["b"]) - scored_list_size("b", first["b"])
+    assert added > 0 and cache.bytes == bytes_before + added
