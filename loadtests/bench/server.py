@@ -2,7 +2,7 @@
 
     python -m loadtests.bench.server [--scylla fanout] [--dynamodb boto3|signed-json]
         [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
-        [--no-instrumentation]
+        [--no-instrumentation] [--gc-log FILE]
 
 Settings come from the environment exactly as for `python -m app` (`RECS_*`). This module
 changes nothing in app/: before the product's own `main()` runs (same settings, logging,
@@ -25,12 +25,14 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import Response
 
 from app.config import Settings
+from loadtests.bench import gclog
 from loadtests.bench.variants import Pieces
 
 FLOOR_PATH = "/bench/floor"
@@ -201,7 +203,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="The service (python -m app) plus /bench/floor, with pieces swapped.",
     )
     Pieces.add_arguments(parser)
-    pieces = Pieces.from_namespace(parser.parse_args(argv))
+    parser.add_argument(
+        "--gc-log",
+        type=Path,
+        help="write one JSON line per GC collection to this file (loadtests/bench/gclog.py)",
+    )
+    args = parser.parse_args(argv)
+    pieces = Pieces.from_namespace(args)
+    if args.gc_log is not None:
+        gclog.install(args.gc_log)
     install(pieces)
     import app.__main__ as entry
 

@@ -1,0 +1,100 @@
+"""A per-collection GC log for a bench server, to see what a pause is made of.
+
+    python -m loadtests.bench.server --gc-log gc.jsonl   # one JSON line per collection
+    python -m loadtests.bench.gclog gc.jsonl [--since EPOCH_S] [--until EPOCH_S]
+
+Each line: when (`t`, epoch seconds), the generation, the wall and the CPU time of the
+collection in ms (equal CPU and wall time: the collector worked; wall time far above CPU time:
+the process was descheduled), the objects in the young generation when it started, the
+allocation counts, and how many objects it found to be garbage. The product's
+`recs_gc_pause_seconds` gives the pauses; this log says why they last what they last.
+
+Counting the young generation walks it (`gc.get_objects(0)`), outside the timed part: a
+diagnostic for the bench server, not for production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def install(path: Path) -> Callable[[], None]:
+    """Log every collection to `path` (line-buffered, so a killed server loses nothing)."""
+    out: TextIO = path.open("w", buffering=1)
+    started: dict[str, Any] = {}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started["young"] = len(gc.get_objects(0)) if info["generation"] == 0 else None
+            started["counts"] = gc.get_count()
+            started["wall"] = time.perf_counter()
+            started["cpu"] = time.thread_time()
+            return
+        wall_ms = (time.perf_counter() - started["wall"]) * 1000
+        cpu_ms = (time.thread_time() - started["cpu"]) * 1000
+        record = {
+            "t": time.time(),
+            "generation": info["generation"],
+            "wall_ms": round(wall_ms, 3),
+            "cpu_ms": round(cpu_ms, 3),
+            "young_objects": started["young"],
+            "counts": list(started["counts"]),
+            "collected": info["collected"],
+        }
+        out.write(json.dumps(record) + "\n")
+
+    gc.callbacks.append(on_gc)
+
+    def remove() -> None:
+        gc.callbacks.remove(on_gc)
+        out.close()
+
+    return remove
+
+
+def summarize(
+    path: Path, *, since: float = 0.0, until: float = float("inf")
+) -> list[dict[str, object]]:
+    """Per generation: collections, total and longest wall and CPU ms, median young size."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if since <= row["t"] <= until]
+    summary: list[dict[str, object]] = []
+    for generation in range(3):
+        mine = [row for row in rows if row["generation"] == generation]
+        if not mine:
+            continue
+        young = [row["young_objects"] for row in mine if row["young_objects"] is not None]
+        summary.append(
+            {
+                "generation": generation,
+                "collections": len(mine),
+                "wall_ms_total": round(sum(row["wall_ms"] for row in mine), 1),
+                "wall_ms_max": round(max(row["wall_ms"] for row in mine), 1),
+                "cpu_ms_total": round(sum(row["cpu_ms"] for row in mine), 1),
+                "cpu_ms_max": round(max(row["cpu_ms"] for row in mine), 1),
+                "young_objects_median": int(statistics.median(young)) if young else None,
+                "collected_median": int(statistics.median(row["collected"] for row in mine)),
+            }
+        )
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.gclog", description=__doc__)
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--since", type=float, default=0.0, help="epoch seconds")
+    parser.add_argument("--until", type=float, default=float("inf"), help="epoch seconds")
+    args = parser.parse_args(argv)
+    for row in summarize(args.log, since=args.since, until=args.until):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
