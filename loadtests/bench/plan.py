@@ -48,14 +48,18 @@ RETRY_PAUSE_S: Final = 5.0
 # bound, RECS_MAX_IN_FLIGHT, is 256): a collapsing server must not drown the box in sockets.
 OPEN_LOOP_MAX_WORKERS: Final = 512
 
-# Two workers: enough to fill the caches, few enough that a variant which blocks its loop
-# (naive) does not time out its calls and open its breakers before it is measured.
+# The warm-up sends each distinct request of the endpoint's targets once (vegeta cycles the
+# file from its start, so a timed warm-up filled the caches for its head only, and a later
+# attack that reached further read cold lists and items: the "stalls" of similar items in
+# earlier reports). Two workers: enough to fill the caches, few enough that a variant which
+# blocks its loop (naive) does not time out its calls and open its breakers before it is
+# measured; `Durations.warmup_s` caps it.
 WARMUP_WORKERS: Final = 2
 
 
 @dataclass(frozen=True)
 class Durations:
-    warmup_s: float = 3.0
+    warmup_s: float = 40.0  # at most; the one pass usually ends sooner
     probe_s: float = 3.0
     ramp_step_s: float = 2.5
     settle_s: float = 1.0  # pause after a failed step: queues drain, breakers close

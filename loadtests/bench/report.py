@@ -218,7 +218,7 @@ def _header(run: BenchRun) -> list[str]:
                 ["Packages", packages],
                 [
                     "Durations",
-                    f"warm-up {d.warmup_s:g} s, closed-loop probe {d.probe_s:g} s, ramp "
+                    f"warm-up at most {d.warmup_s:g} s, closed-loop probe {d.probe_s:g} s, ramp "
                     f"steps {d.ramp_step_s:g} s, fixed-rate runs {d.fixed_s:g} s (ablations "
                     f"{d.ablation_fixed_s:g} s, longer for slow variants: about "
                     "400 requests, at most 3×; naive: 600, at most 20×), profile "
@@ -238,8 +238,11 @@ def _header(run: BenchRun) -> list[str]:
         "one piece of the product in that process (`loadtests/bench/pieces.py`).",
         "- Requests: vegeta target files drawn once from a fixed seed, ids Zipf-skewed "
         "(s = 1.1) over the demo's users and items like the Locust suite "
-        "(`loadtests/bench/workload.py`). Each endpoint is warmed up (2 workers, "
-        f"{d.warmup_s:g} s) before it is measured.",
+        "(`loadtests/bench/workload.py`). Each endpoint is warmed up before it is measured: "
+        f"every distinct request of its file once ({plan.WARMUP_WORKERS} workers, at most "
+        f"{d.warmup_s:g} s), so the caches hold what the measurements will ask for, as in a "
+        "service that has been running (vegeta replays the file from its start on every "
+        "attack; a timed warm-up of 3 s, as earlier reports had, left most of it cold).",
         "- **Saturation** is the knee of an open-loop rate ramp. A closed-loop probe "
         f"(`-rate=0 -max-workers={plan.PROBE_WORKERS}`, {d.probe_s:g} s) estimates the "
         f"capacity X; a light constant-rate step at {plan.BASELINE_SHARE:.0%} of X gives the "

@@ -321,8 +321,20 @@ class Bench:
     def warm_up(self, server: BenchServer, variant: Variant, targets: Path) -> None:
         if self.durations.warmup_s <= 0:
             return
-        attack = vegeta.Attack.closed(targets, plan.WARMUP_WORKERS, self.durations.warmup_s)
-        vegeta.run(self.vegeta, attack, self.run.work_dir / "vegeta", "warmup")
+        attack = vegeta.Attack.each_once(
+            workload.distinct_requests(targets), plan.WARMUP_WORKERS, self.durations.warmup_s
+        )
+        result = vegeta.run(self.vegeta, attack, self.run.work_dir / "vegeta", "warmup")
+        finished = vegeta.NO_MORE_TARGETS in result.errors
+        self.say(
+            f"  {variant.name} {targets.stem}: warm-up, {result.ok} answers in "
+            f"{result.wall_s:.1f} s{'' if finished else ' (stopped at the cap)'}"
+        )
+        if not finished:
+            self.run.problems.append(
+                f"{variant.name} {targets.stem}: the warm-up stopped at its cap "
+                f"({self.durations.warmup_s:g} s) before it sent every distinct request"
+            )
 
     def saturate(
         self,

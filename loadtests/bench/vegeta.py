@@ -1,9 +1,11 @@
 """vegeta attacks and their results: latencies, statuses, throughput per second.
 
-Two kinds of attack:
+Three kinds of attack:
 
 - `closed(workers)`: `-rate=0 -workers=W -max-workers=W`: W requests in flight at all times,
   as fast as the server answers (used for saturation);
+- `each_once(workers)`: the same, with `-lazy`: vegeta reads the targets as it goes and stops
+  at the end of the file, so every request in it is sent once (used to warm up);
 - `constant(rate)`: `-rate=R/1s`, open loop: requests leave on schedule whatever the answers,
   and vegeta adds workers when all are busy (no `-max-workers`), so a stall shows up in every
   request due during it instead of delaying the schedule (no coordinated omission).
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REQUEST_TIMEOUT_S = 5
+# What vegeta records, once, when a `-lazy` attack reaches the end of its targets.
+NO_MORE_TARGETS = "no targets to attack"
 # Latency histogram edges in ms (the last bucket is "above the last edge").
 HISTOGRAM_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250)
 
@@ -36,10 +40,15 @@ class Attack:
     rate: float | None = None  # requests per second; None: closed loop
     workers: int = 8
     max_workers: int | None = None  # open loop: None is vegeta's default (unbounded)
+    once: bool = False  # stop at the end of the targets file (closed loop only)
 
     @classmethod
     def closed(cls, targets: Path, workers: int, duration_s: float) -> Attack:
         return cls(targets, duration_s, None, workers)
+
+    @classmethod
+    def each_once(cls, targets: Path, workers: int, max_duration_s: float) -> Attack:
+        return cls(targets, max_duration_s, None, workers, once=True)
 
     @classmethod
     def constant(
@@ -60,6 +69,8 @@ class Attack:
         ]
         if self.rate is None:
             argv += ["-rate=0", f"-workers={self.workers}", f"-max-workers={self.workers}"]
+            if self.once:
+                argv.append("-lazy")
         else:
             # Tenths of a request per second: low rates (naive variants) stay exact enough.
             argv += [f"-rate={max(1, round(self.rate * 10))}/10s", f"-workers={self.workers}"]
@@ -68,6 +79,8 @@ class Attack:
         return argv
 
     def describe(self) -> str:
+        if self.once:
+            return f"each request once, {self.workers} workers, at most {self.duration_s:g} s"
         if self.rate is None:
             return f"closed loop, {self.workers} workers, {self.duration_s:g} s"
         return f"{self.rate:.0f} req/s open loop, {self.duration_s:g} s"

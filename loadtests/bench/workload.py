@@ -148,3 +148,14 @@ def write_targets(
         path.write_text("\n".join(lines) + "\n")
         paths[endpoint] = path
     return paths
+
+
+def distinct_requests(targets: Path) -> Path:
+    """The requests of a targets file, each once, in order of first appearance: a warm-up that
+    sends them all reaches every cache entry the measurements will use (vegeta cycles the
+    file from its start on every attack, so a short warm-up covers only its head)."""
+    distinct = targets.with_name(f"{targets.stem}-distinct{targets.suffix}")
+    if not distinct.exists():
+        lines = dict.fromkeys(line for line in targets.read_text().splitlines() if line.strip())
+        distinct.write_text("".join(f"{line}\n" for line in lines))
+    return distinct

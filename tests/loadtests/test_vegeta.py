@@ -1,0 +1,72 @@
+"""The bench's warm-up attack: every distinct request of a targets file, once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from loadtests.bench import vegeta, workload
+from loadtests.bench.runner import _cache_bin
+
+
+class Recorder(BaseHTTPRequestHandler):
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Recorder.paths.append(self.path)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Recorder.paths = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def write_targets(path: Path, base: str, names: list[str]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"method": "GET", "url": f"{base}/{n}"}) + "\n" for n in names)
+    )
+    return path
+
+
+def test_distinct_requests_keeps_each_once_in_first_order(tmp_path: Path) -> None:
+    targets = write_targets(tmp_path / "similar.jsonl", "http://x", ["a", "b", "a", "c", "b"])
+    distinct = workload.distinct_requests(targets)
+    assert [json.loads(line)["url"] for line in distinct.read_text().splitlines()] == [
+        "http://x/a",
+        "http://x/b",
+        "http://x/c",
+    ]
+    assert targets.read_text().count("\n") == 5  # the measured file is untouched
+
+
+def test_each_once_sends_every_request_once_and_stops_at_the_end(
+    tmp_path: Path, server: str
+) -> None:
+    binary = _cache_bin("vegeta")
+    if not binary.is_file():
+        pytest.fail(f"vegeta is not installed at {binary}: run `make tools`")
+    names = [f"item-{n}" for n in range(25)]
+    targets = write_targets(tmp_path / "t.jsonl", server, names)
+    attack = vegeta.Attack.each_once(targets, workers=2, max_duration_s=20)
+    result = vegeta.run(binary, attack, tmp_path / "raw", "warmup")
+    # Without -lazy vegeta would cycle through the file until the cap: duplicates here.
+    assert sorted(Recorder.paths) == sorted(f"/{n}" for n in names)
+    assert result.ok == 25 and vegeta.NO_MORE_TARGETS in result.errors
