@@ -14,6 +14,10 @@ Both are `BatchCache`s:
   on every request;
 - a load that outlives the caller's timeout keeps running and fills the cache for the next
   request; the caller gets what was cached and `complete=False`;
+- over its memory bound a cache evicts the entry used longest ago. With a TTL, "used" means
+  loaded: a hit does not reorder (moving the entry cost a third of the hit path's time with
+  50,000 items cached), and every item asked for in the last fifth of its TTL is reloaded,
+  which moves it to the young end; without a TTL (neighbour lists), a hit reorders: true LRU;
 - a reload updates its entry in place and keeps the cached value when the store returned equal
   data: refreshing thousands of unchanged items leaves no new object behind for the garbage
   collector's next young-generation pass to scan (a pass over such objects cost 15 to 30 ms
@@ -96,14 +100,15 @@ class BatchCache(Generic[V]):
         now = self._clock()
         # The hit path runs for a few hundred keys per request: locals, no isinstance.
         get_entry = self._entries.get
-        touch = self._entries.move_to_end
+        touch = self._entries.move_to_end if self._ttl_s is None else None
         hits = 0
         stale: list[str] = []
         for key in dict.fromkeys(keys):  # each key once, in order
             full_key = (namespace, key)
             entry = get_entry(full_key)
             if entry is not None and entry.expires_at > now:
-                touch(full_key)
+                if touch is not None:
+                    touch(full_key)
                 hits += 1
                 if entry.refresh_at <= now:
                     stale.append(key)

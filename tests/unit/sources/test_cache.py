@@ -245,3 +245,34 @@ async def test_a_reload_of_equal_data_keeps_the_cached_object_changed_data_repla
     assert reloaded["b"].item_ids == ("y", "z-longer")
     added = scored_list_size("b", reloaded["b"]) - scored_list_size("b", first["b"])
     assert added > 0 and cache.bytes == bytes_before + added
+
+
+async def test_a_ttl_cache_over_its_bound_evicts_the_longest_loaded_and_reloads_renew() -> None:
+    now = [0.0]
+    data = lists("a", "b", "c", "d", "e")
+    store = FakeStore(data)
+    cache = BatchCache(
+        store.neighbours,
+        max_bytes=3 * scored_list_size("a", data["a"]),
+        sizeof=scored_list_size,
+        ttl_s=10,
+        refresh_after_s=8,
+        clock=lambda: now[0],
+    )
+    for key in ("a", "b", "c"):
+        await cache.get_many("", [key], timeout=1)
+    now[0] = 1.0
+    await cache.get_many("", ["a"], timeout=1)  # a hit does not reorder a TTL cache
+    await cache.get_many("", ["d"], timeout=1)
+    assert set((await cache.get_many("", ["b", "c", "d"], timeout=1)).found) == {"b", "c", "d"}
+    store.calls.clear()
+
+    now[0] = 8.5  # b is due for its reload; the reload moves it to the young end
+    await cache.get_many("", ["b"], timeout=1)
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert store.calls == [["b"]]
+    await cache.get_many("", ["e"], timeout=1)  # evicts c, loaded before b's reload
+    store.calls.clear()
+    found = (await cache.get_many("", ["a", "b", "c", "d", "e"], timeout=1)).found
+    assert store.calls == [["a", "c"]]  # evicted earlier: a by d, c by e
+    assert set(found) == {"a", "b", "c", "d", "e"}
