@@ -15,7 +15,7 @@ Both are `BatchCache`s:
 - a load that outlives the caller's timeout keeps running and fills the cache for the next
   request; the caller gets what was cached and `complete=False`;
 - over its memory bound a cache evicts the entry used longest ago. With a TTL, "used" means
-  loaded: a hit does not reorder (moving the entry cost a third of the hit path's time with
+  loaded: a hit does not reorder (moving the entry was close to half of the hit path's time with
   50,000 items cached), and every item asked for in the last fifth of its TTL is reloaded,
   which moves it to the young end; without a TTL (neighbour lists), a hit reorders: true LRU;
 - a reload updates its entry in place and keeps the cached value when the store returned equal
