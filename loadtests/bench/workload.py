@@ -155,7 +155,7 @@ def distinct_requests(targets: Path) -> Path:
     sends them all reaches every cache entry the measurements will use (vegeta cycles the
     file from its start on every attack, so a short warm-up covers only its head)."""
     distinct = targets.with_name(f"{targets.stem}-distinct{targets.suffix}")
-    if not distinct.exists():
-        lines = dict.fromkeys(line for line in targets.read_text().splitlines() if line.strip())
-        distinct.write_text("".join(f"{line}\n" for line in lines))
+    # Written every time: a reused work dir holds an older file naming another server's port.
+    lines = dict.fromkeys(line for line in targets.read_text().splitlines() if line.strip())
+    distinct.write_text("".join(f"{line}\n" for line in lines))
     return distinct

@@ -55,6 +55,9 @@ def test_distinct_requests_keeps_each_once_in_first_order(tmp_path: Path) -> Non
         "http://x/c",
     ]
     assert targets.read_text().count("\n") == 5  # the measured file is untouched
+    write_targets(targets, "http://y", ["d", "d"])  # the same file, for another server
+    distinct = workload.distinct_requests(targets)
+    assert [json.loads(line)["url"] for line in distinct.read_text().splitlines()] == ["http://y/d"]
 
 
 def test_each_once_sends_every_request_once_and_stops_at_the_end(
