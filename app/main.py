@@ -156,12 +156,9 @@ def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any
 async def _remote_sources(
     settings: Settings, metrics: Metrics, stack: contextlib.AsyncExitStack
 ) -> Sources:
-    import aioboto3
-    from aiobotocore.config import AioConfig
-
+    from app.sources import dynamo
     from app.sources.cache import catalog_cache, neighbour_cache
     from app.sources.catalog import HttpCatalog, build_http_client
-    from app.sources.dynamo import DynamoInteractions
     from app.sources.scylla import ScyllaStore, connect, shard_awareness
 
     breakers = {
@@ -197,17 +194,12 @@ async def _remote_sources(
     )
 
     dynamodb = await stack.enter_async_context(
-        aioboto3.Session().client(
-            "dynamodb",
-            region_name=settings.dynamodb_region,
-            endpoint_url=settings.dynamodb_endpoint_url or None,
-            config=AioConfig(
-                max_pool_connections=settings.dynamodb_max_connections,
-                connect_timeout=settings.dynamodb_timeout_ms / 1000,
-                read_timeout=settings.dynamodb_timeout_ms / 1000,
-                # Retries are ours: inside the request deadline, only where idempotent.
-                retries={"max_attempts": 1, "mode": "standard"},
-            ),
+        dynamo.connect(
+            settings,
+            max_connections=settings.dynamodb_max_connections,
+            timeout_s=settings.dynamodb_timeout_ms / 1000,
+            # Retries are ours: inside the request deadline, only where idempotent.
+            max_attempts=1,
         )
     )
     http = await stack.enter_async_context(
@@ -217,13 +209,13 @@ async def _remote_sources(
             max_connections=settings.catalog_max_connections,
         )
     )
-    unguarded = DynamoInteractions(
+    unguarded = dynamo.DynamoInteractions(
         dynamodb, table=settings.dynamodb_table, retention_days=settings.event_retention_days
     )
     catalog = HttpCatalog(http)
     await _warm_up(unguarded, catalog)
 
-    interactions = DynamoInteractions(
+    interactions = dynamo.DynamoInteractions(
         _GuardedDynamoDB(dynamodb, guard),
         table=settings.dynamodb_table,
         retention_days=settings.event_retention_days,

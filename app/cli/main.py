@@ -236,13 +236,11 @@ def _load_interactions(args: argparse.Namespace, settings: Settings) -> int:
 async def _write_interactions(
     path: Path, settings: Settings, skip_invalid: bool, stats: ReadStats
 ) -> tuple[int, float]:
-    import aioboto3
-    from aiobotocore.config import AioConfig
     from tqdm import tqdm
 
     from app.domain import Event
     from app.offline.formats import read_interactions
-    from app.sources.dynamo import DynamoInteractions, derived_event_id
+    from app.sources.dynamo import DynamoInteractions, connect, derived_event_id
 
     def events() -> Iterator[Event]:
         for user_id, item_id, event_type, ts_ms in read_interactions(
@@ -258,12 +256,7 @@ async def _write_interactions(
 
     started = time.perf_counter()
     written = 0
-    async with aioboto3.Session().client(
-        "dynamodb",
-        region_name=settings.dynamodb_region,
-        endpoint_url=settings.dynamodb_endpoint_url or None,
-        config=AioConfig(max_pool_connections=32),
-    ) as client:
+    async with connect(settings, max_connections=32) as client:
         store = DynamoInteractions(
             client, table=settings.dynamodb_table, retention_days=settings.event_retention_days
         )

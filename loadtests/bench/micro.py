@@ -24,7 +24,8 @@ strategies are interleaved in a random order per repetition, over uniformly draw
 (cache misses are the long tail, not the hot head).
 
 `dynamodb`: the feed's query of a user's recent interactions (`DynamoInteractions.recent`,
-ConsistentRead, Limit 50) through aioboto3 (the product), boto3 in the default executor, and
+ConsistentRead, Limit 50) through the product's aioboto3 client (`dynamo.connect`), aioboto3 as
+it comes (botocore's own response parser and User-Agent), boto3 in the default executor, and
 an experiment (`pieces.SignedJsonDynamoDB`: signed plain HTTP, orjson): latency and process
 CPU per call, one at a time (the clients interleaved) and 16 at a time.
 
@@ -285,16 +286,18 @@ def serialization(loops: int) -> dict[str, Any]:
 
 
 async def dynamodb(settings: Settings, calls: int, users: int) -> dict[str, Any]:
-    """The feed's DynamoDB query (`DynamoInteractions.recent`) through aioboto3 (the product)
-    and through boto3 in the loop's default executor: latency and process CPU per call, one
-    at a time (the two clients interleaved) and 16 at a time."""
+    """The feed's DynamoDB query (`DynamoInteractions.recent`) through the product's aioboto3
+    client, stock aioboto3, boto3 in the loop's default executor and the signed-JSON
+    experiment: latency and process CPU per call, one at a time (the clients interleaved) and
+    16 at a time."""
+    import contextlib
     import dataclasses
 
     import aioboto3
     import aiohttp
     from aiobotocore.config import AioConfig
 
-    from app.sources.dynamo import DynamoInteractions
+    from app.sources import dynamo
     from loadtests.bench.pieces import SignedJsonDynamoDB, ThreadedBoto3, boto3_client
     from loadtests.zipf import ZIPF_S, Zipf
 
@@ -303,34 +306,49 @@ async def dynamodb(settings: Settings, calls: int, users: int) -> dict[str, Any]
     zipf = Zipf(users, ZIPF_S)
     user_ids = [f"user-{zipf.rank(rng)}" for _ in range(calls)]
     limit = settings.history_limit
-    async with aioboto3.Session().client(
-        "dynamodb",
-        region_name=settings.dynamodb_region,
-        endpoint_url=settings.dynamodb_endpoint_url or None,
-        config=AioConfig(
-            max_pool_connections=settings.dynamodb_max_connections,
-            connect_timeout=5,
-            read_timeout=5,
-            retries={"max_attempts": 1, "mode": "standard"},
-        ),
-    ) as client:
+    timeout_s = relaxed.dynamodb_timeout_ms / 1000
+    async with contextlib.AsyncExitStack() as stack:
+        product = await stack.enter_async_context(
+            dynamo.connect(
+                relaxed,
+                max_connections=settings.dynamodb_max_connections,
+                timeout_s=timeout_s,
+                max_attempts=1,
+            )
+        )
+        # aioboto3 as it comes: botocore's own parser and User-Agent (what `connect` saves).
+        stock = await stack.enter_async_context(
+            aioboto3.Session().client(
+                "dynamodb",
+                region_name=settings.dynamodb_region,
+                endpoint_url=settings.dynamodb_endpoint_url or None,
+                config=AioConfig(
+                    max_pool_connections=settings.dynamodb_max_connections,
+                    connect_timeout=timeout_s,
+                    read_timeout=timeout_s,
+                    retries={"max_attempts": 1, "mode": "standard"},
+                ),
+            )
+        )
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.dynamodb_max_connections)
         )
+        stack.push_async_callback(session.close)
+        table = settings.dynamodb_table
         stores = {
-            "aioboto3": DynamoInteractions(client, table=settings.dynamodb_table),
-            "boto3-threads": DynamoInteractions(
-                ThreadedBoto3(await asyncio.to_thread(boto3_client, relaxed)),
-                table=settings.dynamodb_table,
+            "aioboto3 (product: dynamo.connect)": dynamo.DynamoInteractions(product, table=table),
+            "aioboto3, stock parser and User-Agent": dynamo.DynamoInteractions(stock, table=table),
+            "boto3-threads": dynamo.DynamoInteractions(
+                ThreadedBoto3(await asyncio.to_thread(boto3_client, relaxed)), table=table
             ),
-            "signed-json (experiment)": DynamoInteractions(
+            "signed-json (experiment)": dynamo.DynamoInteractions(
                 SignedJsonDynamoDB(
                     session,
                     endpoint_url=settings.dynamodb_endpoint_url,
                     region=settings.dynamodb_region,
-                    timeout_s=5.0,
+                    timeout_s=timeout_s,
                 ),
-                table=settings.dynamodb_table,
+                table=table,
             ),
         }
         for store in stores.values():
@@ -361,7 +379,6 @@ async def dynamodb(settings: Settings, calls: int, users: int) -> dict[str, Any]
                 "concurrent16_cpu_ms_per_call": (time.process_time() - cpu_before) / calls * 1000,
                 "concurrent16_calls_per_s": calls / concurrent_wall,
             }
-        await session.close()
     return out
 
 

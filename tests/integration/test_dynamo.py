@@ -20,7 +20,7 @@ from app.config import Settings
 from app.domain import Event
 from app.observability.metrics import Metrics
 from app.resilience import CircuitBreaker, protect
-from app.sources.dynamo import DynamoInteractions, sort_key
+from app.sources.dynamo import DynamoInteractions, connect, sort_key
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +29,8 @@ NOW = 1_800_000_000_000
 
 @pytest.fixture
 async def client(settings: Settings, dynamodb_table: str) -> AsyncIterator[Any]:
-    async with aioboto3.Session().client(
-        "dynamodb",
-        region_name=settings.dynamodb_region,
-        endpoint_url=settings.dynamodb_endpoint_url,
-    ) as dynamodb:
+    """The client the service builds (its own response parser and User-Agent)."""
+    async with connect(settings, max_connections=8, timeout_s=5.0) as dynamodb:
         yield dynamodb
 
 
@@ -186,3 +183,47 @@ async def test_an_open_breaker_ends_the_retries_at_once(client: Any, settings: S
     again = time.monotonic()
     await store.write(events(user(), 5), deadline_s=5.0)
     assert time.monotonic() - again < 0.05  # refused without a call
+
+
+async def test_the_service_client_reads_what_stock_aioboto3_reads(
+    client: Any, settings: Settings
+) -> None:
+    """Items of every attribute type, binary and nested included, read back through the
+    service's client (its own response parser) and through aioboto3 as it comes."""
+    u = user()
+    blob = b"\x00\xffbinary"
+    items = [
+        {"user_id": {"S": u}, "sk": {"S": "1#plain"}, "n": {"N": "12"}, "t": {"BOOL": True}},
+        {
+            "user_id": {"S": u},
+            "sk": {"S": "2#every-type"},
+            "b": {"B": blob},
+            "bs": {"BS": [blob, b"other"]},
+            "ss": {"SS": ["a", "b"]},
+            "ns": {"NS": ["1", "2.5"]},
+            "null": {"NULL": True},
+            "m": {"M": {"b": {"B": blob}, "l": {"L": [{"S": "x"}, {"N": "1"}]}}},
+        },
+    ]
+    direct = boto3.client(
+        "dynamodb",
+        region_name=settings.dynamodb_region,
+        endpoint_url=settings.dynamodb_endpoint_url,
+    )
+    for item in items:
+        direct.put_item(TableName=settings.dynamodb_table, Item=item)
+    query = {
+        "TableName": settings.dynamodb_table,
+        "KeyConditionExpression": "user_id = :u",
+        "ExpressionAttributeValues": {":u": {"S": u}},
+        "ConsistentRead": True,
+    }
+    async with aioboto3.Session().client(
+        "dynamodb",
+        region_name=settings.dynamodb_region,
+        endpoint_url=settings.dynamodb_endpoint_url,
+    ) as stock:
+        expected = (await stock.query(**query))["Items"]
+    got = (await client.query(**query))["Items"]
+    assert got == expected
+    assert got[1]["b"] == {"B": blob} and got[1]["m"]["M"]["b"] == {"B": blob}
