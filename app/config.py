@@ -109,9 +109,15 @@ class Settings:
     catalog_timeout_ms: int = _setting(80, "Per-call catalog timeout.")
     catalog_max_connections: int = _setting(64, "Connection pool size of the catalog client.")
     catalog_cache_ttl_s: float = _setting(
-        30.0,
-        "How long catalog metadata is cached (0: off); an entry read after 80 % of it is "
-        "reloaded in the background.",
+        60.0,
+        "The oldest catalog metadata ever served (0: no cache): an entry this old is reloaded "
+        "before it is served again.",
+    )
+    catalog_cache_refresh_s: float = _setting(
+        10.0,
+        "A cached catalog entry asked for once it is this old is answered from the cache and "
+        "reloaded in the background: items shown often stay this fresh (at or above the TTL: "
+        "no background reloads).",
     )
     catalog_cache_mb: int = _setting(64, "Memory bound of the catalog metadata cache.")
     # --- Caches and model versions -----------------------------------------------------
@@ -213,6 +219,11 @@ class Settings:
             )
         if len(self.gc_thresholds) != 3 or min(self.gc_thresholds) < 0:
             raise SettingsError(f"{ENV_PREFIX}GC_THRESHOLDS needs three non-negative integers")
+        if self.catalog_cache_ttl_s < 0 or self.catalog_cache_refresh_s <= 0:
+            raise SettingsError(
+                f"{ENV_PREFIX}CATALOG_CACHE_TTL_S must not be negative and "
+                f"{ENV_PREFIX}CATALOG_CACHE_REFRESH_S must be positive"
+            )
         if not 0.0 <= self.similar_region_weight <= 1.0:
             raise SettingsError(f"{ENV_PREFIX}SIMILAR_REGION_WEIGHT must be within 0..1")
 

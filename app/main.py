@@ -227,6 +227,7 @@ async def _remote_sources(
         guard(DEP_CATALOG, "items", catalog.items),
         max_mb=settings.catalog_cache_mb,
         ttl_s=settings.catalog_cache_ttl_s,
+        refresh_s=settings.catalog_cache_refresh_s,
     )
     return Sources(
         models=scylla,

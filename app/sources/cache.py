@@ -2,11 +2,12 @@
 
 Neighbour lists never change within a model version, so they are cached by (version, item)
 without expiry, bounded by memory. Catalog metadata changes (prices, sold items), so it is
-cached for a short TTL, and refreshed ahead of it: a hit on an entry in the last fifth of its
-TTL is answered from the cache and queues the key for a background reload, and the keys
-queued within 50 ms go out in one batched load. Hot items then never expire on a request's
-path, a reload serves many requests' keys in one call, and no answer is older than the TTL.
-Both are `BatchCache`s:
+cached with two ages: a hit on an entry older than the refresh age (10 s by default) is
+answered from the cache and queues the key for a background reload, the keys queued within
+50 ms going out in one batched load; an entry older than the TTL (60 s) is never served, it is
+a miss. Items shown often are then never older than about the refresh age and never expire on
+a request's path; an item asked for less often than that is served without waiting for as
+long as it is younger than the TTL. Both are `BatchCache`s:
 
 - one batched load for all of a request's misses (the store's one round trip);
 - single-flight: a key already being loaded by another request is awaited, not re-read;
@@ -16,8 +17,8 @@ Both are `BatchCache`s:
   request; the caller gets what was cached and `complete=False`;
 - over its memory bound a cache evicts the entry used longest ago. With a TTL, "used" means
   loaded: a hit does not reorder (moving the entry was close to half of the hit path's time with
-  50,000 items cached), and every item asked for in the last fifth of its TTL is reloaded,
-  which moves it to the young end; without a TTL (neighbour lists), a hit reorders: true LRU;
+  50,000 items cached), and every item asked for past its refresh age is reloaded, which
+  moves it to the young end; without a TTL (neighbour lists), a hit reorders: true LRU;
 - a reload updates its entry in place and keeps the cached value when the store returned equal
   data: refreshing thousands of unchanged items leaves no new object behind for the garbage
   collector's next young-generation pass to scan (a pass over such objects cost 15 to 30 ms
@@ -48,8 +49,6 @@ class _Absent:
 
 _ABSENT: Final = _Absent()
 
-# A catalog entry is reloaded in the background once it is this share of its TTL old.
-REFRESH_AFTER_SHARE: Final = 0.8
 # Keys queued for a background reload within this window go out in one load.
 REFRESH_WINDOW_S: Final = 0.05
 
@@ -259,6 +258,7 @@ def catalog_cache(
     *,
     max_mb: int,
     ttl_s: float,
+    refresh_s: float,
 ) -> BatchCache[CatalogItem]:
     async def load(_: str, item_ids: list[str]) -> Mapping[str, CatalogItem]:
         return await read(item_ids)
@@ -268,5 +268,5 @@ def catalog_cache(
         max_bytes=max_mb * 1024 * 1024 if ttl_s > 0 else 0,
         sizeof=catalog_item_size,
         ttl_s=ttl_s,
-        refresh_after_s=REFRESH_AFTER_SHARE * ttl_s,
+        refresh_after_s=refresh_s if refresh_s < ttl_s else None,
     )

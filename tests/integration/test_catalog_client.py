@@ -108,7 +108,7 @@ async def test_cached_lookups_skip_the_network_until_the_ttl(http: httpx.AsyncCl
         calls += 1
         return await catalog.items(ids)
 
-    cache = catalog_cache(counted, max_mb=8, ttl_s=60)
+    cache = catalog_cache(counted, max_mb=8, ttl_s=60, refresh_s=10)
     first = await cache.get_many("", ["c-1", "c-2", "nope"], timeout=2)
     second = await cache.get_many("", ["c-1", "c-2", "nope"], timeout=2)
     assert first.found == second.found and set(first.found) == {"c-1", "c-2"}

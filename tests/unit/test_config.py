@@ -40,6 +40,8 @@ def test_reads_typed_values_from_recs_variables() -> None:
         ({"RECS_GC_THRESHOLDS": "1,2"}, "RECS_GC_THRESHOLDS"),
         ({"RECS_SCYLLA_IN_CHUNK": "500"}, "RECS_SCYLLA_IN_CHUNK"),
         ({"RECS_MAX_LIMIT": "0"}, "RECS_MAX_LIMIT"),
+        ({"RECS_CATALOG_CACHE_REFRESH_S": "0"}, "RECS_CATALOG_CACHE_REFRESH_S"),
+        ({"RECS_CATALOG_CACHE_TTL_S": "-1"}, "RECS_CATALOG_CACHE_TTL_S"),
     ],
 )
 def test_bad_settings_refuse_to_start_naming_the_variable(

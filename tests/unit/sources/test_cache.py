@@ -6,7 +6,6 @@ import pytest
 from app.domain import CatalogItem
 from app.ranking.types import ScoredList
 from app.sources.cache import (
-    REFRESH_AFTER_SHARE,
     REFRESH_WINDOW_S,
     BatchCache,
     catalog_cache,
@@ -209,21 +208,63 @@ async def test_entries_not_asked_for_are_not_reloaded() -> None:
     assert store.calls == [["a", "b"], ["a"]]
 
 
-async def test_the_catalog_cache_reloads_hot_items_before_their_ttl() -> None:
+async def test_the_catalog_cache_reloads_hot_items_past_their_refresh_age() -> None:
     calls: list[list[str]] = []
 
     async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
         calls.append(list(item_ids))
         return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=0.5)
+    cache = catalog_cache(read, max_mb=1, ttl_s=5, refresh_s=0.2)
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(REFRESH_AFTER_SHARE * 0.5 + 0.02)
+    await asyncio.sleep(0.1)
+    await cache.get_many("", ["a"], timeout=1)  # younger than the refresh age: no reload
+    await asyncio.sleep(0.12 + REFRESH_WINDOW_S)
+    assert calls == [["a"]]
     hit = await cache.get_many("", ["a"], timeout=1)
     assert hit.found["a"].title == "v1" and calls == [["a"]]
     await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
     assert calls == [["a"], ["a"]]
     assert (await cache.get_many("", ["a"], timeout=1)).found["a"].title == "v2"
+
+
+async def test_the_catalog_cache_serves_without_waiting_until_the_ttl_and_never_after() -> None:
+    """Between the refresh age and the TTL a slow catalog costs a request nothing; past the
+    TTL the entry is not served, however slow the catalog."""
+    calls: list[list[str]] = []
+    delay = [0.0]
+
+    async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        calls.append(list(item_ids))
+        await asyncio.sleep(delay[0])
+        return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
+
+    cache = catalog_cache(read, max_mb=1, ttl_s=0.4, refresh_s=0.1)
+    await cache.get_many("", ["a"], timeout=1)
+    delay[0] = 10.0  # from now on the catalog never answers in time
+    await asyncio.sleep(0.2)
+    stale_hit = await cache.get_many("", ["a"], timeout=0.05)
+    assert stale_hit.complete and stale_hit.found["a"].title == "v1"
+    await asyncio.sleep(0.25)  # past the TTL; the background reload is still waiting
+    expired = await cache.get_many("", ["a"], timeout=0.05)
+    assert not expired.complete and expired.found == {}
+
+
+async def test_a_refresh_age_at_or_above_the_ttl_means_no_background_reloads() -> None:
+    calls: list[list[str]] = []
+
+    async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
+        calls.append(list(item_ids))
+        return {i: CatalogItem(i) for i in item_ids}
+
+    cache = catalog_cache(read, max_mb=1, ttl_s=0.2, refresh_s=0.2)
+    await cache.get_many("", ["a"], timeout=1)
+    await asyncio.sleep(0.15)
+    await cache.get_many("", ["a"], timeout=1)
+    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    assert calls == [["a"]]  # expired now, not reloaded ahead
+    await cache.get_many("", ["a"], timeout=1)
+    assert calls == [["a"], ["a"]]
 
 
 async def test_a_reload_of_equal_data_keeps_the_cached_object_changed_data_replaces_it() -> None:
