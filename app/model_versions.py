@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from app.ranking.types import ScoredList
+from app.ranking.page import PopularCandidates, popular_pool
 from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL, ModelStore
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,8 @@ log = logging.getLogger(__name__)
 class ModelSnapshot:
     neighbours_version: str | None
     popular_version: str | None
-    popular: Mapping[str, ScoredList] = field(default_factory=dict)
+    # The popular lists as page candidates (`popular_pool`), by segment.
+    popular: PopularCandidates = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -61,7 +61,7 @@ class ModelTracker:
         if current is not None and current.popular_version == popular_version:
             popular = current.popular
         elif popular_version is not None:
-            popular = await self._store.popular_lists(popular_version)
+            popular = popular_pool(await self._store.popular_lists(popular_version))
         else:
             popular = {}
         snapshot = ModelSnapshot(neighbours_version, popular_version, popular)

@@ -4,6 +4,7 @@ from app.ranking.page import (
     assemble_page,
     fill_segments,
     popular_candidates,
+    popular_pool,
     preferred_category_and_region,
 )
 from app.ranking.types import Scored, ScoredList
@@ -149,7 +150,7 @@ def test_fill_segments_put_lists_that_pass_the_filters_first() -> None:
 
 def test_a_filtered_request_takes_whole_lists() -> None:
     lists = {"category:bikes": ScoredList(tuple(f"b{n}" for n in range(300)), (1.0,) * 300)}
-    everything = popular_candidates(lists, ["category:bikes"], drop=(), count=None)
+    everything = popular_candidates(popular_pool(lists), ["category:bikes"], drop=(), count=None)
     assert len(everything) == 300
 
 
@@ -167,9 +168,12 @@ def test_popular_candidates_walk_segments_skipping_dropped_and_repeats() -> None
         "global": ScoredList(("b", "c", "d"), (7.0, 6.0, 5.0)),
     }
     got = popular_candidates(
-        lists, ["region:berlin", "category:none", "global"], drop={"a"}, count=2
+        popular_pool(lists), ["region:berlin", "category:none", "global"], drop={"a"}, count=2
     )
-    assert [(c.item_id, c.segment) for c in got] == [("b", "region:berlin"), ("c", "global")]
+    assert [(c.item_id, c.score, c.segment) for c in got] == [
+        ("b", 8.0, "region:berlin"),
+        ("c", 6.0, "global"),
+    ]
     assert all(c.source == "popular" for c in got)
 
 

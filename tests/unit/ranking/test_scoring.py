@@ -1,3 +1,7 @@
+import random
+
+import pytest
+
 from app.domain import DEFAULT_EVENT_WEIGHTS, Interaction
 from app.ranking.scoring import normalized, score_candidates, seed_weights, top_candidates
 from app.ranking.types import ScoredList
@@ -56,6 +60,18 @@ def test_top_candidates_drop_and_break_ties_by_id() -> None:
     ranked = top_candidates({"b": 1.0, "a": 1.0, "c": 3.0, "seen": 9.0}, drop={"seen"}, count=2)
     assert [(c.item_id, c.score) for c in ranked] == [("c", 3.0), ("a", 1.0)]
     assert all(c.source == "personalized" for c in ranked)
+
+
+@pytest.mark.parametrize("count", [0, 1, 80, 1000])
+def test_top_candidates_are_the_best_count_in_score_then_id_order(count: int) -> None:
+    rng = random.Random(count)
+    # Few distinct scores, so ties are common.
+    scores = {f"item-{rng.randrange(5000)}": rng.randrange(20) / 4 for _ in range(450)}
+    drop = set(rng.sample(sorted(scores), 40))
+    expected = sorted((i for i in scores if i not in drop), key=lambda i: (-scores[i], i))
+    ranked = top_candidates(scores, drop=drop, count=count)
+    assert [c.item_id for c in ranked] == expected[:count]
+    assert [c.score for c in ranked] == [scores[i] for i in expected[:count]]
 
 
 def test_normalized_scales_best_to_one() -> None:
