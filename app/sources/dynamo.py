@@ -17,9 +17,9 @@ storage is idempotent by event id without a conditional write.
 
 `connect` builds the process's one client. Of the feed's CPU, the DynamoDB Query was about
 half (1.7-2.0 ms per call here, docs/performance.md); two parts of it are avoidable without
-leaving aioboto3: botocore walks every attribute value through the model's 10-member
-AttributeValue shape to return what the JSON already holds, and rebuilds the User-Agent
-header from some 30 parts on every call.
+leaving aioboto3 (`app.sources._dynamodb_parsing`): botocore walks every attribute value
+through the model's 10-member AttributeValue shape to return what the JSON already holds,
+and rebuilds the User-Agent header from some 30 parts on every call.
 """
 
 from __future__ import annotations
@@ -31,12 +31,6 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
-
-import aiobotocore
-import botocore
-from aiobotocore.parsers import AioJSONParser, AioResponseParserFactory
-from botocore.model import Shape
-from botocore.parsers import ResponseParser
 
 from app.config import Settings
 from app.domain import Event, Interaction, WriteOutcome
@@ -71,15 +65,17 @@ def connect(
     max_attempts: int | None = None,
 ) -> AbstractAsyncContextManager[Any]:
     """An aioboto3 DynamoDB client (enter it once per process), with two CPU savings:
-    responses parsed by `_AttributeValueParser`, and a fixed User-Agent (a supplied one is
-    used as is instead of being rebuilt per call). Measured together: 2.0 -> 1.4 ms of CPU
-    per feed Query (docs/performance.md)."""
+    responses parsed by `_dynamodb_parsing.AttributeValueParser`, and a fixed User-Agent (a
+    supplied one is used as is instead of being rebuilt per call). Measured together: 2.0 ->
+    1.4 ms of CPU per feed Query (docs/performance.md)."""
     import aioboto3
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
 
+    from app.sources._dynamodb_parsing import USER_AGENT, ParserFactory
+
     botocore_session = AioSession()
-    botocore_session.register_component("response_parser_factory", _ParserFactory())
+    botocore_session.register_component("response_parser_factory", ParserFactory())
     options: dict[str, Any] = {
         "max_pool_connections": max_connections,
         "user_agent": USER_AGENT,
@@ -97,51 +93,6 @@ def connect(
         config=AioConfig(**options),
     )
     return client
-
-
-USER_AGENT: Final = f"recs aiobotocore/{aiobotocore.__version__} botocore/{botocore.__version__}"
-
-# AttributeValue members whose JSON botocore returns unchanged. B and BS (base64 decoded to
-# bytes) are not among them, nor is anything botocore does not know.
-_VERBATIM_TYPES: Final = frozenset({"S", "N", "BOOL", "NULL", "SS", "NS"})
-
-
-def _verbatim(value: object) -> bool:
-    """Whether botocore's parse of this AttributeValue would equal its JSON."""
-    if type(value) is not dict or len(value) != 1:
-        return False
-    ((kind, inner),) = value.items()
-    if kind in _VERBATIM_TYPES:
-        return inner is not None
-    if kind == "M":
-        return type(inner) is dict and all(_verbatim(v) for v in inner.values())
-    if kind == "L":
-        return type(inner) is list and all(_verbatim(v) for v in inner)
-    return False
-
-
-class _AttributeValueParser(AioJSONParser):
-    """botocore's JSON parser, but an item (a map of AttributeValues) whose values hold no
-    binary is returned as decoded: the same dict botocore would build, built once. Anything
-    else, and every other shape, goes through botocore's own walk."""
-
-    def _parse_shape(self, shape: Shape, node: Any) -> Any:
-        if (
-            shape.type_name == "map"
-            and getattr(shape, "value", None) is not None
-            and shape.value.name == "AttributeValue"  # type: ignore[attr-defined]
-            and type(node) is dict
-            and all(_verbatim(v) for v in node.values())
-        ):
-            return node
-        return super()._parse_shape(shape, node)  # type: ignore[misc]
-
-
-class _ParserFactory(AioResponseParserFactory):
-    def create_parser(self, protocol_name: str) -> ResponseParser:
-        if protocol_name == "json":  # DynamoDB's protocol
-            return _AttributeValueParser(**self._defaults)  # type: ignore[attr-defined]
-        return super().create_parser(protocol_name)
 
 
 class DynamoInteractions:

@@ -11,7 +11,7 @@ import botocore.session
 import pytest
 from aiobotocore.parsers import create_parser
 
-from app.sources import dynamo
+from app.sources import _dynamodb_parsing as parsing
 
 
 def _query_response(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -65,13 +65,13 @@ def _parse(parser: Any, items: list[dict[str, Any]]) -> Any:
 
 @pytest.mark.parametrize("case", ITEMS)
 def test_parses_exactly_as_botocore(case: str) -> None:
-    ours = _parse(dynamo._ParserFactory().create_parser("json"), ITEMS[case])
+    ours = _parse(parsing.ParserFactory().create_parser("json"), ITEMS[case])
     botocores = _parse(create_parser("json"), ITEMS[case])
     assert ours == botocores
 
 
 def test_binary_values_come_back_as_bytes() -> None:
-    parsed = _parse(dynamo._ParserFactory().create_parser("json"), ITEMS["binary"])
+    parsed = _parse(parsing.ParserFactory().create_parser("json"), ITEMS["binary"])
     item = parsed["Items"][0]
     assert item["b"] == {"B": b"\x00\x01bytes"}
     assert item["bs"] == {"BS": [b"\x00\x01bytes", b"\x00\x01bytes"]}
@@ -80,7 +80,7 @@ def test_binary_values_come_back_as_bytes() -> None:
 def test_plain_items_skip_the_per_attribute_walk() -> None:
     """The saving itself: botocore's walk visits every attribute value as a structure; a
     plain page of items costs one structure visit (the response), plus ConsumedCapacity."""
-    parser = dynamo._ParserFactory().create_parser("json")
+    parser = parsing.ParserFactory().create_parser("json")
     visits = 0
     walk = parser._handle_structure  # type: ignore[attr-defined]
 
@@ -108,17 +108,17 @@ def test_error_responses_are_botocores() -> None:
         "context": {"operation_name": "Query"},
     }
     ours = asyncio.run(
-        dynamo._ParserFactory().create_parser("json").parse(error, QUERY.output_shape)
+        parsing.ParserFactory().create_parser("json").parse(error, QUERY.output_shape)
     )
     assert ours == asyncio.run(create_parser("json").parse(error, QUERY.output_shape))
     assert ours["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_other_protocols_get_botocores_parser() -> None:
-    parser = dynamo._ParserFactory().create_parser("rest-json")
+    parser = parsing.ParserFactory().create_parser("rest-json")
     assert type(parser) is type(create_parser("rest-json"))
 
 
 def test_user_agent_names_the_service_and_the_sdk() -> None:
-    assert dynamo.USER_AGENT.startswith("recs ")
-    assert "botocore/" in dynamo.USER_AGENT and "aiobotocore/" in dynamo.USER_AGENT
+    assert parsing.USER_AGENT.startswith("recs ")
+    assert "botocore/" in parsing.USER_AGENT and "aiobotocore/" in parsing.USER_AGENT

@@ -1,0 +1,65 @@
+"""The DynamoDB client's response parser and User-Agent (`app.sources.dynamo.connect`).
+
+botocore parses a DynamoDB response by walking the JSON it decoded through the service
+model: every attribute value of every item is visited as a structure of 10 members, only to
+be returned as it was, except for binary values (B, BS: base64 decoded to bytes). Here an
+item whose values hold no binary is returned as decoded; anything else, and every other
+shape, goes through botocore's walk. Imported by `connect` only: botocore's parsers cost
+about 0.2 s to import.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import aiobotocore
+import botocore
+from aiobotocore.parsers import AioJSONParser, AioResponseParserFactory
+from botocore.model import Shape
+from botocore.parsers import ResponseParser
+
+# A supplied User-Agent is sent as is; without one botocore rebuilds it from ~30 parts on
+# every call.
+USER_AGENT: Final = f"recs aiobotocore/{aiobotocore.__version__} botocore/{botocore.__version__}"
+
+# AttributeValue members whose JSON botocore returns unchanged. B and BS (base64 decoded to
+# bytes) are not among them, nor is anything botocore does not know.
+_VERBATIM_TYPES: Final = frozenset({"S", "N", "BOOL", "NULL", "SS", "NS"})
+
+
+def _verbatim(value: object) -> bool:
+    """Whether botocore's parse of this AttributeValue would equal its JSON."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    if kind in _VERBATIM_TYPES:
+        return inner is not None
+    if kind == "M":
+        return type(inner) is dict and all(_verbatim(v) for v in inner.values())
+    if kind == "L":
+        return type(inner) is list and all(_verbatim(v) for v in inner)
+    return False
+
+
+class AttributeValueParser(AioJSONParser):
+    """botocore's JSON parser, but an item (a map of AttributeValues) whose values hold no
+    binary is returned as decoded: the same dict botocore would build, built once. Anything
+    else, and every other shape, goes through botocore's own walk."""
+
+    def _parse_shape(self, shape: Shape, node: Any) -> Any:
+        if (
+            shape.type_name == "map"
+            and getattr(shape, "value", None) is not None
+            and shape.value.name == "AttributeValue"  # type: ignore[attr-defined]
+            and type(node) is dict
+            and all(_verbatim(v) for v in node.values())
+        ):
+            return node
+        return super()._parse_shape(shape, node)  # type: ignore[misc]
+
+
+class ParserFactory(AioResponseParserFactory):
+    def create_parser(self, protocol_name: str) -> ResponseParser:
+        if protocol_name == "json":  # DynamoDB's protocol
+            return AttributeValueParser(**self._defaults)  # type: ignore[attr-defined]
+        return super().create_parser(protocol_name)
