@@ -114,13 +114,15 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 @dataclass(frozen=True)
 class CpuTimes:
-    """CPU seconds at one instant: the server's main thread, its other threads, the box."""
+    """CPU seconds at one instant: the server's main thread, its other threads, the box, and
+    how long the main thread has waited, runnable, for a core (schedstat's run delay)."""
 
     at: float
     main_s: float
     threads_s: float
     box_busy_s: float
     box_total_s: float
+    main_wait_s: float | None = None
 
     @classmethod
     def read(cls, pid: int) -> CpuTimes:
@@ -137,7 +139,7 @@ class CpuTimes:
             else:
                 other += seconds
         busy, total = _box_times()
-        return cls(time.monotonic(), main, other, busy, total)
+        return cls(time.monotonic(), main, other, busy, total, _run_delay_s(pid))
 
     def __sub__(self, before: CpuTimes) -> CpuUse:
         return CpuUse(
@@ -146,6 +148,11 @@ class CpuTimes:
             threads_s=self.threads_s - before.threads_s,
             box_busy_s=self.box_busy_s - before.box_busy_s,
             box_total_s=self.box_total_s - before.box_total_s,
+            main_wait_s=(
+                self.main_wait_s - before.main_wait_s
+                if self.main_wait_s is not None and before.main_wait_s is not None
+                else None
+            ),
         )
 
 
@@ -156,6 +163,8 @@ class CpuUse:
     threads_s: float
     box_busy_s: float
     box_total_s: float
+    # None in runs recorded before it was measured (a re-rendered old run.pickle).
+    main_wait_s: float | None = None
 
     @property
     def server_s(self) -> float:
@@ -175,8 +184,25 @@ class CpuUse:
         """Share of the whole box's CPU time that was busy (every process, every core)."""
         return self.box_busy_s / self.box_total_s if self.box_total_s else 0.0
 
+    @property
+    def main_wait_share(self) -> float | None:
+        """Share of wall time the event loop thread was runnable but had no core: time the
+        other processes on the box took from it (requests wait, the loop is not busy)."""
+        if self.main_wait_s is None or not self.wall_s:
+            return None
+        return self.main_wait_s / self.wall_s
+
     def per_request_us(self, requests: int) -> float | None:
         return self.server_s / requests * 1e6 if requests else None
+
+
+def _run_delay_s(pid: int) -> float | None:
+    """The main thread's total wait on a run queue (the second field of schedstat, in ns);
+    None where the kernel does not keep scheduler statistics."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _box_times() -> tuple[float, float]:

@@ -275,8 +275,9 @@ def _header(run: BenchRun) -> list[str]:
         "(timeouts, errors, open breakers: each degrades an answer), cache hit ratios; "
         "quantiles of these histograms are interpolated inside buckets like Prometheus' "
         "`histogram_quantile`. From /proc: the server's CPU time per request (all threads) "
-        "and its main thread's (the event loop's) share of a core, and how busy the whole "
-        "box was.",
+        "and its main thread's (the event loop's) share of a core, the share of the run the "
+        "main thread was runnable but waited for a core (schedstat's run delay: the other "
+        "processes on the box taking the CPU from it), and how busy the whole box was.",
         "- Ablations run their variants side by side (all started, measured one after the "
         "other): each one's saturation, then all at the same offered load, 70 % of the "
         "smallest saturation among them. Ratios in the text are from one run: read them "
@@ -320,6 +321,7 @@ def _run_row(m: Measurement, label: str | None = None) -> list[object]:
         pct(m.degraded_share, 2) if m.degraded_share is not None else "n/a",
         rate(m.cpu_us_per_request),
         pct(m.cpu.main_share, 0),
+        pct(m.cpu.main_wait_share, 1) if m.cpu.main_wait_share is not None else "-",
         pct(m.cpu.box_busy, 0),
         sec_ms(lag.quantile(0.99)) if lag else "-",
         f"{m.load_before:.1f}",
@@ -339,6 +341,7 @@ RUN_HEADERS = [
     "dep. failures / answer",
     "server CPU µs/req",
     "loop thread CPU",
+    "loop thread waiting for a core",
     "box CPU busy",
     "loop lag p99 ms",
     "load 1m",

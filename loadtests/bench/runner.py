@@ -117,6 +117,7 @@ class Measurement:
                 "main_s": self.cpu.main_s,
                 "threads_s": self.cpu.threads_s,
                 "box_busy": self.cpu.box_busy,
+                "main_wait_share": self.cpu.main_wait_share,
                 "us_per_request": self.cpu_us_per_request,
             },
             "degraded_share": self.degraded_share,

@@ -102,6 +102,7 @@ def test_the_quick_run_writes_a_report_with_every_section(quick_run: QuickRun) -
     for heading in SECTIONS:
         assert f"\n{heading}\n" in f"\n{report}", f"missing {heading!r}:\n{report}"
     assert "| CPU |" in report and "| Load average at end |" in report
+    assert "| loop thread waiting for a core |" in report
     assert "python -m loadtests.bench --quick --only floor,similar" in report
     # The one target both endpoints decide is judged; the others say they were not measured.
     assert "** similar (warm cache): ≥ 50 % of the framework floor's throughput:" in report
@@ -124,6 +125,7 @@ def test_the_quick_run_measured_both_endpoints_through_vegeta(quick_run: QuickRu
             assert 0 < result["ok"] <= result["requests"], run
             assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"], run
             assert run["cpu"]["us_per_request"] > 0, run
+            assert 0 <= run["cpu"]["main_wait_share"] < 1, run  # schedstat's run delay
             assert run["metrics"]["loop_lag"]["count"] > 0, run  # /metrics scraped
     similar = product["similar"]["fixed"]["70%"]["metrics"]
     assert "catalog" in similar["cache_hit_ratio"], similar
