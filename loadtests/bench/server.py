@@ -2,7 +2,7 @@
 
     python -m loadtests.bench.server [--scylla fanout] [--dynamodb boto3|signed-json]
         [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
-        [--no-instrumentation] [--gc-log FILE]
+        [--no-instrumentation] [--gc-log FILE [--gc-garbage]]
 
 Settings come from the environment exactly as for `python -m app` (`RECS_*`). This module
 changes nothing in app/: before the product's own `main()` runs (same settings, logging,
@@ -208,10 +208,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         help="write one JSON line per GC collection to this file (loadtests/bench/gclog.py)",
     )
+    parser.add_argument(
+        "--gc-garbage",
+        action="store_true",
+        help="with --gc-log: count each collection's garbage by type (gc.DEBUG_SAVEALL)",
+    )
     args = parser.parse_args(argv)
     pieces = Pieces.from_namespace(args)
     if args.gc_log is not None:
-        gclog.install(args.gc_log)
+        gclog.install(args.gc_log, garbage_types=args.gc_garbage)
     install(pieces)
     import app.__main__ as entry
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import time
 from pathlib import Path
 
@@ -42,3 +43,23 @@ def test_each_collection_is_logged_with_its_garbage_and_young_generation(tmp_pat
     everything = gclog.summarize(log)
     assert [row["generation"] for row in everything] == [0, 2]  # gc.collect() is a full one
     assert len(gc.callbacks) == callbacks
+
+
+def test_garbage_is_counted_by_type_and_then_freed(tmp_path: Path) -> None:
+    log = tmp_path / "gc.jsonl"
+    debug_flags = gc.get_debug()
+    remove = gclog.install(log, garbage_types=True)
+    gc.disable()
+    try:
+        gc.collect()
+        make_cycles(300)
+        gc.collect(0)
+    finally:
+        gc.enable()
+        remove()
+
+    last = json.loads(log.read_text().splitlines()[-1])
+    counts = dict(last["garbage_types"])
+    assert counts[f"{__name__}.Node"] == 600
+    assert gc.garbage == []  # let go once counted
+    assert gc.get_debug() == debug_flags
