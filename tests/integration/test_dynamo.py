@@ -6,6 +6,7 @@ exercised by a thin wrapper that injects those answers in front of the real clie
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 import aioboto3
 import boto3
 import pytest
+from botocore.parsers import ResponseParser
 
 from app.config import Settings
 from app.domain import Event
@@ -227,3 +229,26 @@ async def test_the_service_client_reads_what_stock_aioboto3_reads(
     got = (await client.query(**query))["Items"]
     assert got == expected
     assert got[1]["b"] == {"B": blob} and got[1]["m"]["M"]["b"] == {"B": blob}
+
+
+async def test_queries_leave_no_parser_for_the_garbage_collector(
+    client: Any, settings: Settings
+) -> None:
+    """botocore asks for a parser per response; a parser is a reference cycle, so a parser
+    per Query was most of the feed's cyclic garbage. The service's client reuses one."""
+    reader = DynamoInteractions(client, table=settings.dynamodb_table)
+    await reader.recent(user(), 10)
+    flags = gc.get_debug()
+    gc.collect()
+    gc.disable()
+    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(20):
+            await reader.recent(user(), 10)
+        gc.collect()
+        parsers = [o for o in gc.garbage if isinstance(o, ResponseParser)]
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(flags)
+        gc.enable()
+    assert parsers == []

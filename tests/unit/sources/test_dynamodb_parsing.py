@@ -122,3 +122,14 @@ def test_other_protocols_get_botocores_parser() -> None:
 def test_user_agent_names_the_service_and_the_sdk() -> None:
     assert parsing.USER_AGENT.startswith("recs ")
     assert "botocore/" in parsing.USER_AGENT and "aiobotocore/" in parsing.USER_AGENT
+
+
+def test_one_parser_per_protocol_serves_every_response() -> None:
+    factory = parsing.ParserFactory()
+    parser = factory.create_parser("json")
+    assert factory.create_parser("json") is parser
+    first = _parse(parser, ITEMS["plain"])
+    assert _parse(parser, ITEMS["binary"]) == _parse(create_parser("json"), ITEMS["binary"])
+    assert _parse(parser, ITEMS["plain"]) == first  # nothing left over from a call
+    factory.set_parser_defaults(timestamp_parser=str)
+    assert factory.create_parser("json") is not parser  # new defaults, new parser
