@@ -62,6 +62,14 @@ def _id_field(
     )
 
 
+def _category_field() -> Any:
+    return _id_field("category", "Only items of this category.", example="bikes")
+
+
+def _region_field(description: str = "Only items of this region.") -> Any:
+    return _id_field("region", description, example="berlin")
+
+
 def _limit_field(settings: Settings) -> Any:
     return Field(
         settings.default_limit,
@@ -148,10 +156,8 @@ def build_router(settings: Settings) -> APIRouter:
     class FeedParams(RouteParams):
         user_id: str = _id_field("user", required=True)
         limit: int = _limit_field(settings)
-        category: str | None = _id_field(
-            "category", "Only items of this category.", example="bikes"
-        )
-        region: str | None = _id_field("region", "Only items of this region.", example="berlin")
+        category: str | None = _category_field()
+        region: str | None = _region_field()
         exclude: str | None = _exclude_field(settings)
         cursor: str | None = _cursor_field(settings)
 
@@ -160,16 +166,12 @@ def build_router(settings: Settings) -> APIRouter:
         limit: int = _limit_field(settings)
         exclude: str | None = _exclude_field(settings)
         user_id: str | None = _id_field("user", "Drop the items this user already interacted with.")
-        region: str | None = _id_field(
-            "region", "Rerank: blend similarity with a match of this region.", example="berlin"
-        )
+        region: str | None = _region_field("Rerank: blend similarity with a match of this region.")
 
     class PopularParams(RouteParams):
         limit: int = _limit_field(settings)
-        category: str | None = _id_field(
-            "category", "Only items of this category.", example="bikes"
-        )
-        region: str | None = _id_field("region", "Only items of this region.", example="berlin")
+        category: str | None = _category_field()
+        region: str | None = _region_field()
 
     feed_path = "/v1/users/{user_id}/recommendations"
     similar_path = "/v1/items/{item_id}/similar"
