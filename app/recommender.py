@@ -32,7 +32,7 @@ from app.ranking.page import (
 )
 from app.ranking.scoring import score_candidates, seed_weights, top_candidates
 from app.ranking.similar import rerank_by_region, similar_candidates
-from app.ranking.types import Scored, ScoredList
+from app.ranking.types import EMPTY_LIST, Scored, ScoredList
 from app.results import RecommendationPage, RecommendedItem
 from app.sources.base import (
     DEP_CATALOG,
@@ -249,11 +249,35 @@ class Recommender:
             lists, interactions = await lists_task, []
 
         drop = query.exclude | {i.item_id for i in interactions} | {query.item_id}
-        neighbour_list = lists.get(query.item_id)
-        primary = similar_candidates(neighbour_list) if neighbour_list is not None else []
-        usable = sum(1 for c in primary if c.item_id not in drop)
+        neighbour_list = lists.get(query.item_id, EMPTY_LIST)
+        rules = PageRules(
+            limit=query.limit, max_per_category=query.limit, max_per_seller=query.limit
+        )
+        catalog: dict[str, CatalogItem] = {}
+        if query.region is None:
+            # Without the region rerank a page is the first usable neighbours in list order:
+            # the catalog is asked for twice a page's worth, and for the rest only when
+            # inactive or unknown items leave that page short (24 instead of about 45 keys
+            # for a page of 12: docs/performance.md).
+            head = similar_candidates(neighbour_list, drop=drop, count=2 * query.limit)
+            if len(head) == 2 * query.limit:
+                catalog = await self._catalog_items([c.item_id for c in head], request)
+                page = assemble_page(
+                    head,
+                    (),
+                    catalog=catalog,
+                    catalog_available=request.answered(DEP_CATALOG),
+                    drop=drop,
+                    rules=rules,
+                )
+                if len(page) == query.limit:
+                    return RecommendationPage(
+                        _items(page, catalog), snapshot.label, request.degraded
+                    )
+
+        primary = similar_candidates(neighbour_list, drop=drop)
         fill: list[Scored] = []
-        if usable < query.limit * 2:
+        if len(primary) < query.limit * 2:
             # Unknown item, or too few neighbours left: popular items fill the page.
             fill = popular_candidates(
                 snapshot.popular,
@@ -261,7 +285,9 @@ class Recommender:
                 drop=drop,
                 count=2 * query.limit + 10,
             )
-        catalog = await self._catalog_items(_ids(primary, fill, ()), request)
+        missing = [item_id for item_id in _ids(primary, fill, ()) if item_id not in catalog]
+        if missing and request.answered(DEP_CATALOG):
+            catalog.update(await self._catalog_items(missing, request))
         if query.region is not None:
             primary = rerank_by_region(
                 primary,
@@ -275,9 +301,7 @@ class Recommender:
             catalog=catalog,
             catalog_available=request.answered(DEP_CATALOG),
             drop=drop,
-            rules=PageRules(
-                limit=query.limit, max_per_category=query.limit, max_per_seller=query.limit
-            ),
+            rules=rules,
         )
         return RecommendationPage(_items(page, catalog), snapshot.label, request.degraded)
 

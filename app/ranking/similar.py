@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
 from app.domain import CatalogItem
 from app.ranking.scoring import normalized
 from app.ranking.types import SOURCE_SIMILAR, Scored, ScoredList
 
 
-def similar_candidates(neighbours: ScoredList) -> list[Scored]:
-    return [
-        Scored(item_id, score, SOURCE_SIMILAR)
-        for item_id, score in zip(neighbours.item_ids, neighbours.scores, strict=True)
-    ]
+def similar_candidates(
+    neighbours: ScoredList, *, drop: Container[str] = (), count: int | None = None
+) -> list[Scored]:
+    """The neighbours not in `drop`, best first; the first `count` of them if given."""
+    candidates: list[Scored] = []
+    if count is not None and count <= 0:
+        return candidates
+    for item_id, score in zip(neighbours.item_ids, neighbours.scores, strict=True):
+        if item_id in drop:
+            continue
+        candidates.append(Scored(item_id, score, SOURCE_SIMILAR))
+        if len(candidates) == count:
+            break
+    return candidates
 
 
 def rerank_by_region(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import pytest
 
@@ -10,7 +11,8 @@ from app.config import Settings
 from app.domain import CatalogItem, Interaction
 from app.model_versions import ModelTracker
 from app.ranking.types import ScoredList
-from app.recommender import FeedQuery, PopularQuery, Recommender
+from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
+from app.sources.base import DEP_CATALOG, Lookup
 from app.sources.embedded import EmbeddedBackend
 
 NOW = 1_800_000_000_000
@@ -39,7 +41,24 @@ def backend() -> EmbeddedBackend:
     )
 
 
-async def recommender(**overrides: object) -> Recommender:
+class RecordingCatalog:
+    """The embedded catalog lookup, recording the keys of every call (or failing them all)."""
+
+    def __init__(self, data: EmbeddedBackend, *, down: bool = False) -> None:
+        self._lookup = data.catalog_lookup
+        self._down = down
+        self.calls: list[list[str]] = []
+
+    async def get_many(
+        self, namespace: str, keys: Iterable[str], *, timeout: float
+    ) -> Lookup[CatalogItem]:
+        self.calls.append(list(keys))
+        if self._down:
+            raise ConnectionError("catalog down")
+        return await self._lookup.get_many(namespace, self.calls[-1], timeout=timeout)
+
+
+async def recommender(catalog: RecordingCatalog | None = None, **overrides: object) -> Recommender:
     settings = dataclasses.replace(Settings.from_env({}), **overrides)  # type: ignore[arg-type]
     data = backend()
     models = ModelTracker(data, refresh_s=60)
@@ -49,7 +68,7 @@ async def recommender(**overrides: object) -> Recommender:
         models=models,
         interactions=data,
         neighbours=data.neighbour_lookup,
-        catalog=data.catalog_lookup,
+        catalog=catalog or data.catalog_lookup,
         clock_ms=lambda: NOW,
     )
 
@@ -73,3 +92,40 @@ async def test_unfiltered_popular_has_slack_for_items_gone_inactive() -> None:
     page = await rec.popular(PopularQuery(limit=20))
     assert len(page.items) == 20
     assert not {item.item_id for item in page.items} & {f"i{n}" for n in range(1, 6)}
+
+
+async def test_similar_items_ask_the_catalog_for_twice_a_page_of_neighbours() -> None:
+    # i0's neighbours are i1..i39, of which i1..i5 are inactive: the first 20 fill a page of 10.
+    catalog = RecordingCatalog(backend())
+    rec = await recommender(catalog)
+    page = await rec.similar(SimilarQuery("i0", 10))
+    assert [item.item_id for item in page.items] == [f"i{n}" for n in range(6, 16)]
+    assert catalog.calls == [[f"i{n}" for n in range(1, 21)]]
+    assert page.degraded == []
+
+
+async def test_similar_items_look_further_when_inactive_items_leave_the_page_short() -> None:
+    # The first 6 neighbours (i1..i6) hold one active item: the rest of the list fills the page.
+    catalog = RecordingCatalog(backend())
+    rec = await recommender(catalog)
+    page = await rec.similar(SimilarQuery("i0", 3))
+    assert [item.item_id for item in page.items] == ["i6", "i7", "i8"]
+    assert catalog.calls[0] == [f"i{n}" for n in range(1, 7)]
+    assert catalog.calls[1] == [f"i{n}" for n in range(7, 40)]
+
+
+async def test_similar_items_with_a_region_ask_for_every_neighbour() -> None:
+    catalog = RecordingCatalog(backend())
+    rec = await recommender(catalog)
+    page = await rec.similar(SimilarQuery("i0", 10, region="berlin"))
+    assert len(page.items) == 10
+    assert catalog.calls == [[f"i{n}" for n in range(1, 40)]]
+
+
+async def test_similar_items_without_the_catalog_fill_a_degraded_page_with_one_call() -> None:
+    catalog = RecordingCatalog(backend(), down=True)
+    rec = await recommender(catalog)
+    page = await rec.similar(SimilarQuery("i0", 3))
+    assert [item.item_id for item in page.items] == ["i1", "i2", "i3"]  # activity unknown
+    assert page.degraded == [DEP_CATALOG]
+    assert len(catalog.calls) == 1

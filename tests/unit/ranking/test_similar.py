@@ -11,6 +11,14 @@ def test_similar_candidates_keep_list_order_and_mark_source() -> None:
     ]
 
 
+def test_similar_candidates_skip_dropped_items_and_stop_at_the_count() -> None:
+    neighbours = ScoredList(("a", "b", "c", "d", "e"), (0.9, 0.8, 0.7, 0.6, 0.5))
+    got = similar_candidates(neighbours, drop={"b", "d"}, count=2)
+    assert [c.item_id for c in got] == ["a", "c"]
+    assert [c.item_id for c in similar_candidates(neighbours, drop={"a"})] == ["b", "c", "d", "e"]
+    assert similar_candidates(neighbours, count=0) == []
+
+
 def test_region_rerank_lifts_a_close_local_match_over_a_slightly_closer_remote_one() -> None:
     candidates = similar_candidates(ScoredList(("far", "near", "weak"), (1.0, 0.9, 0.1)))
     catalog = {
