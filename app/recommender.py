@@ -24,7 +24,9 @@ from app.domain import CatalogItem, Interaction
 from app.model_versions import ModelSnapshot, ModelTracker
 from app.ranking import cursor
 from app.ranking.page import (
+    PageDraft,
     PageRules,
+    add_candidates,
     assemble_page,
     fill_segments,
     popular_candidates,
@@ -187,19 +189,14 @@ class Recommender:
             category=query.category,
             region=query.region,
         )
-        catalog_available = request.answered(DEP_CATALOG)
-        page = assemble_page(
-            pool,
-            (),
-            catalog=catalog,
-            catalog_available=catalog_available,
-            drop=drop,
-            rules=rules,
-            relax_caps=False,  # popular items fill a short page before the caps give way
+        draft = PageDraft(rules, drop)
+        add_candidates(
+            draft, pool, catalog=catalog, catalog_available=request.answered(DEP_CATALOG)
         )
-        if len(page) < limit:
+        if not draft.full:
             # Short: fill from popular lists, those matching the filters first, then the
-            # user's own region and category.
+            # user's own region and category. The draft keeps its choices (and the catalog
+            # answer they were judged by); only the fill is new.
             if seen:
                 preferred_category, preferred_region = preferred_category_and_region(seen, catalog)
                 fill = popular_candidates(
@@ -214,17 +211,13 @@ class Recommender:
                     count=fill_count,
                 )
                 missing = [c.item_id for c in fill if c.item_id not in catalog]
-                if missing and catalog_available:
-                    catalog = {**catalog, **await self._catalog_items(missing, request)}
-                    catalog_available = request.answered(DEP_CATALOG)
-            page = assemble_page(
-                pool,
-                fill,
-                catalog=catalog,
-                catalog_available=catalog_available,
-                drop=drop,
-                rules=rules,
+                if missing and request.answered(DEP_CATALOG):
+                    catalog.update(await self._catalog_items(missing, request))
+            add_candidates(
+                draft, fill, catalog=catalog, catalog_available=request.answered(DEP_CATALOG)
             )
+        # Popular items fill a short page before the diversity caps give way.
+        page = draft.finish(relax_caps=True)
 
         next_cursor = None
         if page and len(page) == limit and len(served) + len(page) < settings.cursor_max_items:

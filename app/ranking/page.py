@@ -18,34 +18,57 @@ class PageRules:
     region: str | None = None
 
 
-def assemble_page(
-    primary: Iterable[Scored],
-    fallback: Iterable[Scored],
+class PageDraft:
+    """A page being filled: candidates are offered batch by batch (`add_candidates`), each
+    batch judged with the catalog answer it came with, and the draft remembers what it
+    chose, capped and counted. The feed offers its own candidates first and computes the
+    popular fill (and asks the catalog for it) only when they leave the page short, without
+    going over its own candidates again."""
+
+    __slots__ = ("capped", "chosen", "drop", "items", "per_category", "per_seller", "rules")
+
+    def __init__(self, rules: PageRules, drop: Container[str]) -> None:
+        self.rules = rules
+        self.drop = drop
+        self.items: list[Scored] = []
+        self.chosen: set[str] = set()
+        self.capped: list[Scored] = []  # skipped only for a diversity cap, in order
+        self.per_category: dict[str, int] = {}
+        self.per_seller: dict[str, int] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.rules.limit
+
+    def finish(self, *, relax_caps: bool = True) -> list[Scored]:
+        """The page. With `relax_caps`, items skipped only for a cap come back, in order,
+        when the page would otherwise be short: a full page beats a perfectly diverse short
+        one, but only once every other candidate was tried."""
+        page = list(self.items)
+        if relax_caps and self.rules.limit > 0:
+            page.extend(self.capped[: self.rules.limit - len(page)])
+        return page
+
+
+def add_candidates(
+    draft: PageDraft,
+    candidates: Iterable[Scored],
     *,
     catalog: Mapping[str, CatalogItem],
     catalog_available: bool,
-    drop: Container[str],
-    rules: PageRules,
-    relax_caps: bool = True,
-) -> list[Scored]:
-    """Pick up to `rules.limit` items: primary candidates first, then the fallback ones.
+) -> None:
+    """Offer candidates to the page, in order, until it is full.
 
     An item is skipped when dropped (seen, excluded, already served), inactive, outside the
-    filters, or over a diversity cap (at most N per category and per seller). With
-    `relax_caps`, items skipped only for a cap come back, in order, when the page would
-    otherwise be short: a full page beats a perfectly diverse short one, but only once every
-    other candidate was tried. With a category filter the category cap is moot.
+    filters, or over a diversity cap (at most N per category and per seller; with a category
+    filter the category cap is moot).
     """
-    if rules.limit <= 0:
-        return []
-    page: list[Scored] = []
-    chosen: set[str] = set()
-    capped: list[Scored] = []
-    per_category: dict[str, int] = {}
-    per_seller: dict[str, int] = {}
+    rules, drop, page, chosen = draft.rules, draft.drop, draft.items, draft.chosen
+    if len(page) >= rules.limit:
+        return
+    per_category, per_seller = draft.per_category, draft.per_seller
     cap_categories = rules.category is None
-
-    for candidate in _chain(primary, fallback):
+    for candidate in candidates:
         item_id = candidate.item_id
         if item_id in chosen or item_id in drop:
             continue
@@ -58,7 +81,7 @@ def assemble_page(
             if (
                 category is not None and per_category.get(category, 0) >= rules.max_per_category
             ) or (seller is not None and per_seller.get(seller, 0) >= rules.max_per_seller):
-                capped.append(candidate)
+                draft.capped.append(candidate)
                 chosen.add(item_id)
                 continue
             if category is not None:
@@ -68,15 +91,25 @@ def assemble_page(
         page.append(candidate)
         chosen.add(item_id)
         if len(page) >= rules.limit:
-            return page
-    if relax_caps:
-        page.extend(capped[: rules.limit - len(page)])
-    return page
+            return
 
 
-def _chain(first: Iterable[Scored], second: Iterable[Scored]) -> Iterable[Scored]:
-    yield from first
-    yield from second
+def assemble_page(
+    primary: Iterable[Scored],
+    fallback: Iterable[Scored],
+    *,
+    catalog: Mapping[str, CatalogItem],
+    catalog_available: bool,
+    drop: Container[str],
+    rules: PageRules,
+    relax_caps: bool = True,
+) -> list[Scored]:
+    """Up to `rules.limit` items: primary candidates first, then the fallback ones, judged
+    by one catalog answer (`add_candidates`, `PageDraft.finish`)."""
+    draft = PageDraft(rules, drop)
+    add_candidates(draft, primary, catalog=catalog, catalog_available=catalog_available)
+    add_candidates(draft, fallback, catalog=catalog, catalog_available=catalog_available)
+    return draft.finish(relax_caps=relax_caps)
 
 
 def _eligible(

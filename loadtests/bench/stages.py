@@ -34,7 +34,7 @@ CORE_STAGES = (
     "score_candidates",
     "top_candidates",
     "popular_candidates",
-    "assemble_page",
+    "add_candidates",
     "preferred_category_and_region",
     "_ids",
     "_items",

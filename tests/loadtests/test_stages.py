@@ -26,7 +26,7 @@ async def test_every_stage_of_a_feed_request_is_timed(loaded_env: dict[str, str]
     # before the timed requests read every user's neighbour lists once.
     assert timed["_recent"]["calls_per_request"] == 1.0
     assert timed["_catalog_items"]["calls_per_request"] >= 1.0
-    assert {"score_candidates", "top_candidates", "assemble_page", "_items"} <= set(timed)
+    assert {"score_candidates", "top_candidates", "add_candidates", "_items"} <= set(timed)
     assert all(stage["us_per_request"] > 0 for stage in timed.values())
     # Stages run inside the request, one request at a time: together they fit in its wall.
     assert sum(stage["us_per_request"] for stage in timed.values()) <= result["wall_us_per_request"]

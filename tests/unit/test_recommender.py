@@ -18,7 +18,8 @@ from app.sources.embedded import EmbeddedBackend
 NOW = 1_800_000_000_000
 
 
-def backend() -> EmbeddedBackend:
+def backend(*, unlisted: Iterable[str] = ()) -> EmbeddedBackend:
+    """400 items, odd ones bikes, even ones sofas; the catalog lacks the `unlisted` ones."""
     items = [f"i{n}" for n in range(400)]
     catalog = {
         i: CatalogItem(i, f"t{i}", "bikes" if n % 2 else "sofas", 10.0, "berlin", f"s{n}")
@@ -32,28 +33,34 @@ def backend() -> EmbeddedBackend:
     popular["category:bikes"] = ScoredList(
         tuple(i for i in items if catalog[i].category == "bikes"), (1.0,) * 200
     )
+    for gone in unlisted:
+        del catalog[gone]
     return EmbeddedBackend(
         version="v1",
         neighbours=neighbours,
         popular=popular,
         catalog=catalog,
-        interactions={"u": [Interaction("i0", "view", NOW)]},
+        interactions={
+            "u": [Interaction("i0", "view", NOW)],
+            "bike-fan": [Interaction("i9", "view", NOW)],
+        },
     )
 
 
 class RecordingCatalog:
-    """The embedded catalog lookup, recording the keys of every call (or failing them all)."""
+    """The embedded catalog lookup, recording the keys of every call; from call number
+    `down_from` on (1 is the first), every call fails."""
 
-    def __init__(self, data: EmbeddedBackend, *, down: bool = False) -> None:
+    def __init__(self, data: EmbeddedBackend, *, down_from: int | None = None) -> None:
         self._lookup = data.catalog_lookup
-        self._down = down
+        self._down_from = down_from
         self.calls: list[list[str]] = []
 
     async def get_many(
         self, namespace: str, keys: Iterable[str], *, timeout: float
     ) -> Lookup[CatalogItem]:
         self.calls.append(list(keys))
-        if self._down:
+        if self._down_from is not None and len(self.calls) >= self._down_from:
             raise ConnectionError("catalog down")
         return await self._lookup.get_many(namespace, self.calls[-1], timeout=timeout)
 
@@ -123,9 +130,23 @@ async def test_similar_items_with_a_region_ask_for_every_neighbour() -> None:
 
 
 async def test_similar_items_without_the_catalog_fill_a_degraded_page_with_one_call() -> None:
-    catalog = RecordingCatalog(backend(), down=True)
+    catalog = RecordingCatalog(backend(), down_from=1)
     rec = await recommender(catalog)
     page = await rec.similar(SimilarQuery("i0", 3))
     assert [item.item_id for item in page.items] == ["i1", "i2", "i3"]  # activity unknown
     assert page.degraded == [DEP_CATALOG]
     assert len(catalog.calls) == 1
+
+
+async def test_a_feed_never_shows_an_unlisted_item_when_the_fill_lookup_fails() -> None:
+    # bike-fan viewed i9: its neighbours i10..i48 fill 5 bikes and 5 sofas (the caps), so the
+    # page is short and the bikes' popular list fills it, for which the catalog is asked
+    # again, and fails. i12 is a neighbour the catalog's first answer did not list: gone.
+    data = backend(unlisted=["i12"])
+    catalog = RecordingCatalog(data, down_from=2)
+    rec = await recommender(catalog)
+    page = await rec.feed(FeedQuery("bike-fan", 20))
+    assert len(catalog.calls) == 2 and "i12" in catalog.calls[0]
+    assert page.degraded == [DEP_CATALOG]
+    assert len(page.items) == 20
+    assert "i12" not in {item.item_id for item in page.items}

@@ -1,6 +1,8 @@
 from app.domain import CatalogItem
 from app.ranking.page import (
+    PageDraft,
     PageRules,
+    add_candidates,
     assemble_page,
     fill_segments,
     popular_candidates,
@@ -209,3 +211,28 @@ def test_without_relaxing_caps_a_short_page_stays_short_for_the_fill_to_complete
         rules=rules,
     )
     assert ids(filled) == ["a", "p", "b"]  # the popular sofa before a second bike
+
+
+def test_a_draft_keeps_its_choices_and_caps_across_batches() -> None:
+    catalog = {
+        "a": item("a", "bikes", "s1"),
+        "b": item("b", "bikes", "s1"),
+        "c": item("c", "bikes", "s2"),
+        "d": item("d", "bikes", "s3"),
+        "e": item("e", "sofas", "s4"),
+    }
+    rules = PageRules(limit=4, max_per_category=2, max_per_seller=1)
+    draft = PageDraft(rules, drop=())
+    add_candidates(draft, cands("a", "b", "c"), catalog=catalog, catalog_available=True)
+    assert not draft.full and ids(draft.finish(relax_caps=False)) == ["a", "c"]
+    add_candidates(draft, cands("a", "d", "e"), catalog=catalog, catalog_available=True)
+    # The same page as one pass over a, b, c, d, e: a is not offered twice, d is capped.
+    assert ids(draft.finish()) == ["a", "c", "e", "b"]
+
+
+def test_a_draft_judges_each_batch_by_the_catalog_answer_it_came_with() -> None:
+    draft = PageDraft(PageRules(limit=3, max_per_category=5, max_per_seller=5), drop=())
+    # The catalog answered and does not list x: gone. Then a later lookup failed (y unknown).
+    add_candidates(draft, cands("a", "x"), catalog={"a": item("a")}, catalog_available=True)
+    add_candidates(draft, cands("y"), catalog={"a": item("a")}, catalog_available=False)
+    assert ids(draft.finish()) == ["a", "y"]
