@@ -216,8 +216,8 @@ class Recommender:
             add_candidates(
                 draft, fill, catalog=catalog, catalog_available=request.answered(DEP_CATALOG)
             )
-        # Popular items fill a short page before the diversity caps give way.
-        page = draft.finish(relax_caps=True)
+        # Popular items filled a short page before the diversity caps give way.
+        page = draft.finish()
 
         next_cursor = None
         if page and len(page) == limit and len(served) + len(page) < settings.cursor_max_items:

@@ -40,14 +40,11 @@ class PageDraft:
     def full(self) -> bool:
         return len(self.items) >= self.rules.limit
 
-    def finish(self, *, relax_caps: bool = True) -> list[Scored]:
-        """The page. With `relax_caps`, items skipped only for a cap come back, in order,
-        when the page would otherwise be short: a full page beats a perfectly diverse short
-        one, but only once every other candidate was tried."""
-        page = list(self.items)
-        if relax_caps and self.rules.limit > 0:
-            page.extend(self.capped[: self.rules.limit - len(page)])
-        return page
+    def finish(self) -> list[Scored]:
+        """The page: the items chosen, then, if that is short, the items skipped only for a
+        cap, in order. A full page beats a perfectly diverse short one, but only once every
+        other candidate was tried."""
+        return self.items + self.capped[: self.rules.limit - len(self.items)]
 
 
 def add_candidates(
@@ -102,14 +99,13 @@ def assemble_page(
     catalog_available: bool,
     drop: Container[str],
     rules: PageRules,
-    relax_caps: bool = True,
 ) -> list[Scored]:
     """Up to `rules.limit` items: primary candidates first, then the fallback ones, judged
     by one catalog answer (`add_candidates`, `PageDraft.finish`)."""
     draft = PageDraft(rules, drop)
     add_candidates(draft, primary, catalog=catalog, catalog_available=catalog_available)
     add_candidates(draft, fallback, catalog=catalog, catalog_available=catalog_available)
-    return draft.finish(relax_caps=relax_caps)
+    return draft.finish()
 
 
 def _eligible(

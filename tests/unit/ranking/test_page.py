@@ -189,28 +189,14 @@ def test_preferred_category_and_region_is_the_most_frequent() -> None:
     assert preferred_category_and_region([], catalog) == (None, None)
 
 
-def test_without_relaxing_caps_a_short_page_stays_short_for_the_fill_to_complete() -> None:
+def test_capped_items_wait_for_the_fill_before_they_come_back() -> None:
     catalog = {i: item(i, "bikes") for i in "abcd"} | {"p": item("p", "sofas")}
     rules = PageRules(limit=3, max_per_category=1, max_per_seller=5)
-    strict = assemble_page(
-        cands("a", "b", "c"),
-        (),
-        catalog=catalog,
-        catalog_available=True,
-        drop=(),
-        rules=rules,
-        relax_caps=False,
-    )
-    assert ids(strict) == ["a"]
-    filled = assemble_page(
-        cands("a", "b", "c"),
-        cands("p", source="popular"),
-        catalog=catalog,
-        catalog_available=True,
-        drop=(),
-        rules=rules,
-    )
-    assert ids(filled) == ["a", "p", "b"]  # the popular sofa before a second bike
+    draft = PageDraft(rules, drop=())
+    add_candidates(draft, cands("a", "b", "c"), catalog=catalog, catalog_available=True)
+    assert ids(draft.items) == ["a"]  # short, for the fill to complete
+    add_candidates(draft, cands("p", source="popular"), catalog=catalog, catalog_available=True)
+    assert ids(draft.finish()) == ["a", "p", "b"]  # the popular sofa before a second bike
 
 
 def test_a_draft_keeps_its_choices_and_caps_across_batches() -> None:
@@ -224,7 +210,7 @@ def test_a_draft_keeps_its_choices_and_caps_across_batches() -> None:
     rules = PageRules(limit=4, max_per_category=2, max_per_seller=1)
     draft = PageDraft(rules, drop=())
     add_candidates(draft, cands("a", "b", "c"), catalog=catalog, catalog_available=True)
-    assert not draft.full and ids(draft.finish(relax_caps=False)) == ["a", "c"]
+    assert not draft.full and ids(draft.items) == ["a", "c"]
     add_candidates(draft, cands("a", "d", "e"), catalog=catalog, catalog_available=True)
     # The same page as one pass over a, b, c, d, e: a is not offered twice, d is capped.
     assert ids(draft.finish()) == ["a", "c", "e", "b"]
