@@ -246,7 +246,9 @@ class Recommender:
         rules = PageRules(
             limit=query.limit, max_per_category=query.limit, max_per_seller=query.limit
         )
+        draft = PageDraft(rules, drop)
         catalog: dict[str, CatalogItem] = {}
+        offered = 0  # neighbours already on offer, judged by the catalog answer they came with
         if query.region is None:
             # Without the region rerank a page is the first usable neighbours in list order:
             # the catalog is asked for twice a page's worth, and for the rest only when
@@ -255,18 +257,14 @@ class Recommender:
             head = similar_candidates(neighbour_list, drop=drop, count=2 * query.limit)
             if len(head) == 2 * query.limit:
                 catalog = await self._catalog_items([c.item_id for c in head], request)
-                page = assemble_page(
-                    head,
-                    (),
-                    catalog=catalog,
-                    catalog_available=request.answered(DEP_CATALOG),
-                    drop=drop,
-                    rules=rules,
+                add_candidates(
+                    draft, head, catalog=catalog, catalog_available=request.answered(DEP_CATALOG)
                 )
-                if len(page) == query.limit:
+                if draft.full:
                     return RecommendationPage(
-                        _items(page, catalog), snapshot.label, request.degraded
+                        _items(draft.finish(), catalog), snapshot.label, request.degraded
                     )
+                offered = len(head)
 
         primary = similar_candidates(neighbour_list, drop=drop)
         fill: list[Scored] = []
@@ -278,25 +276,21 @@ class Recommender:
                 drop=drop,
                 count=2 * query.limit + 10,
             )
-        missing = [item_id for item_id in _ids(primary, fill, ()) if item_id not in catalog]
+        rest = primary[offered:]  # the head is a prefix of the same list
+        missing = [item_id for item_id in _ids(rest, fill, ()) if item_id not in catalog]
         if missing and request.answered(DEP_CATALOG):
             catalog.update(await self._catalog_items(missing, request))
         if query.region is not None:
-            primary = rerank_by_region(
-                primary,
+            rest = rerank_by_region(
+                rest,
                 catalog,
                 region=query.region,
                 region_weight=self._settings.similar_region_weight,
             )
-        page = assemble_page(
-            primary,
-            fill,
-            catalog=catalog,
-            catalog_available=request.answered(DEP_CATALOG),
-            drop=drop,
-            rules=rules,
-        )
-        return RecommendationPage(_items(page, catalog), snapshot.label, request.degraded)
+        catalog_available = request.answered(DEP_CATALOG)
+        add_candidates(draft, rest, catalog=catalog, catalog_available=catalog_available)
+        add_candidates(draft, fill, catalog=catalog, catalog_available=catalog_available)
+        return RecommendationPage(_items(draft.finish(), catalog), snapshot.label, request.degraded)
 
     async def popular(self, query: PopularQuery) -> RecommendationPage:
         snapshot = self._snapshot()

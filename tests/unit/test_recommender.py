@@ -150,3 +150,14 @@ async def test_a_feed_never_shows_an_unlisted_item_when_the_fill_lookup_fails() 
     assert page.degraded == [DEP_CATALOG]
     assert len(page.items) == 20
     assert "i12" not in {item.item_id for item in page.items}
+
+
+async def test_similar_items_never_show_an_unlisted_neighbour_if_the_next_lookup_fails() -> None:
+    # Page of 3: i0's first 6 neighbours are i1..i5 (inactive) and i6, which the catalog's
+    # first answer does not list (gone). The rest is looked up, and that call fails.
+    catalog = RecordingCatalog(backend(unlisted=["i6"]), down_from=2)
+    rec = await recommender(catalog)
+    page = await rec.similar(SimilarQuery("i0", 3))
+    assert len(catalog.calls) == 2 and "i6" in catalog.calls[0]
+    assert page.degraded == [DEP_CATALOG]
+    assert [item.item_id for item in page.items] == ["i7", "i8", "i9"]  # activity unknown
