@@ -11,15 +11,15 @@ server variant runs on a free port and is stopped at the end of its section. Raw
 the Markdown report to `--out`.
 
 Saturation is the knee of an open-loop rate ramp: a short closed-loop probe (4 workers)
-estimates the capacity X; a light step at 25 % of X gives the unloaded median latency; then
-constant-rate steps from 60 % of X grow by 30 % while the server sustains them (serves at
-least 97 % of the offered rate, HTTP failures at most 0.1 %, dependency failures on at most
-1 % of answers, median latency at most twice the light step's plus 2 ms), and at most two
-steps narrow the gap between the last sustained rate and the first that was not. The knee is
-the last sustained step's served rate. Why not simply closed-loop max throughput: on this
-box the service serves more per second with many requests in flight (it batches reads and
-writes) than it can sustain on a fixed schedule, so 70 % of a closed-loop maximum is already
-past the open-loop knee; and past the dependencies' timeouts, breakers open and degraded
+estimates the capacity X; a light step at 25 % of X gives the unloaded median and p95
+latencies; then constant-rate steps from 60 % of X grow by 30 % while the server sustains
+them (serves at least 97 % of the offered rate, HTTP failures at most 0.1 %, dependency
+failures on at most 1 % of answers, median and p95 latencies at most twice the light step's
+plus 2 ms: `KneeLimits`), and at most two steps narrow the gap between the last sustained
+rate and the first that was not. The knee is the last sustained step's served rate. Why not
+simply closed-loop max throughput: on this box the service serves more per second with many
+requests in flight (it batches reads and writes) than it can sustain on a fixed schedule, so
+70 % of a closed-loop maximum is already past the open-loop knee; and past the dependencies' timeouts, breakers open and degraded
 answers (cheaper) inflate a closed-loop number.
 """
 
@@ -380,7 +380,7 @@ class Bench:
                 "sustained; the saturation shown is that rate, not a knee"
             )
             return Saturation(probe, points, baseline, sustained=False)
-        limit = _p50_limit(baseline)
+        limit = KneeLimits.above(baseline.result)
         best = baseline
         failed: Measurement | None = None
         # Jump from the light load to most of the estimate, then climb, then narrow the gap
@@ -626,14 +626,33 @@ def _disturbance(m: Measurement) -> str:
     )
 
 
-def _p50_limit(first: Measurement) -> float:
-    p50 = first.result.percentile(50) or 0.0
-    return max(plan.KNEE_P50_FACTOR * p50, p50 + plan.KNEE_P50_SLACK_MS)
+@dataclass(frozen=True)
+class KneeLimits:
+    """How long a ramp step's median and p95 may get and the step still count as sustained:
+    the light step's, each at most KNEE_FACTOR times as long plus KNEE_SLACK_MS.
+
+    The p95 and not the p99: a step of a few seconds holds a few thousand answers, and 1 %
+    of them is one stall of the shared box; 5 % is a queue that lasted."""
+
+    p50_ms: float
+    p95_ms: float
+
+    @classmethod
+    def above(cls, light: vegeta.Result) -> KneeLimits:
+        return cls(_limit(light.percentile(50)), _limit(light.percentile(95)))
+
+    def allow(self, result: vegeta.Result) -> bool:
+        p50, p95 = result.percentile(50), result.percentile(95)
+        return p50 is not None and p95 is not None and p50 <= self.p50_ms and p95 <= self.p95_ms
 
 
-def _sustained(m: Measurement, p50_limit_ms: float) -> bool:
-    p50 = m.result.percentile(50)
-    return _served(m) and p50 is not None and p50 <= p50_limit_ms
+def _limit(light_ms: float | None) -> float:
+    light = light_ms or 0.0
+    return max(plan.KNEE_FACTOR * light, light + plan.KNEE_SLACK_MS)
+
+
+def _sustained(m: Measurement, limits: KneeLimits) -> bool:
+    return _served(m) and limits.allow(m.result)
 
 
 def _slug(text: str) -> str:
