@@ -28,7 +28,6 @@ PROBE_WORKERS: Final = 4  # the closed-loop probe that estimates where to start
 BASELINE_SHARE: Final = 0.25  # the light step: unloaded median and p95 latencies
 RAMP_START: Final = 0.6  # first ramp step, as a share of the probe's throughput
 RAMP_FACTOR: Final = 1.3  # each step offers this much more
-RAMP_DOWN_FACTOR: Final = 1.6  # when the first ramp step is not sustained
 MIN_SERVED_SHARE: Final = 0.97  # of the offered rate, answered successfully within the step
 MAX_HTTP_FAILURE_SHARE: Final = 0.001
 MAX_DEGRADED_SHARE: Final = 0.01  # dependency failures per answer (each degrades one)
@@ -38,6 +37,10 @@ MAX_DEGRADED_SHARE: Final = 0.01  # dependency failures per answer (each degrade
 # accepted steps whose p95 was 15 to 117 ms (docs/performance.md).
 KNEE_FACTOR: Final = 2.0
 KNEE_SLACK_MS: Final = 2.0
+# Between the last sustained step and the first that was not, steps narrow the gap until the
+# two rates are within this factor (at most `Durations.ramp_refinements` steps): a knee known
+# to 15 % whether the ramp stopped at its first jump (a gap of 2.4x: three steps) or later.
+KNEE_PRECISION: Final = 1.15
 # The product's own runs (not the ablations, which compare side by side) are measured again
 # once when disturbed: more than DISTURBED_SHARE of HTTP failures or degraded answers, or a
 # ramp stopped on those under RETRY_KNEE_SHARE of the closed-loop probe. On this shared box,
@@ -65,7 +68,7 @@ class Durations:
     ramp_step_s: float = 2.5
     settle_s: float = 1.0  # pause after a failed step: queues drain, breakers close
     ramp_max_steps: int = 8
-    ramp_refinements: int = 2
+    ramp_refinements: int = 3
     fixed_s: float = 10.0
     ablation_fixed_s: float = 7.0
     profile_s: float = 12.0

@@ -12,15 +12,16 @@ the Markdown report to `--out`.
 
 Saturation is the knee of an open-loop rate ramp: a short closed-loop probe (4 workers)
 estimates the capacity X; a light step at 25 % of X gives the unloaded median and p95
-latencies; then constant-rate steps from 60 % of X grow by 30 % while the server sustains
-them (serves at least 97 % of the offered rate, HTTP failures at most 0.1 %, dependency
-failures on at most 1 % of answers, median and p95 latencies at most twice the light step's
-plus 2 ms: `KneeLimits`), and at most two steps narrow the gap between the last sustained
-rate and the first that was not. The knee is the last sustained step's served rate. Why not
-simply closed-loop max throughput: on this box the service serves more per second with many
-requests in flight (it batches reads and writes) than it can sustain on a fixed schedule, so
-70 % of a closed-loop maximum is already past the open-loop knee; and past the dependencies' timeouts, breakers open and degraded
-answers (cheaper) inflate a closed-loop number.
+latencies; then constant-rate steps from 60 % of X grow by 30 % while the server sustains them
+(serves at least 97 % of the offered rate, HTTP failures at most 0.1 %, dependency failures on
+at most 1 % of answers, median and p95 latencies at most twice the light step's plus 2 ms:
+`KneeLimits`), and more steps narrow the gap between the last sustained rate and the first that
+was not until they are within 15 % (at most three steps). The knee is the last sustained step's
+served rate. Why not simply closed-loop max throughput: on this box the service serves more per
+second with many requests in flight (it batches reads and writes) than it can sustain on a
+fixed schedule, so 70 % of a closed-loop maximum is already past the open-loop knee; and past
+the dependencies' timeouts, breakers open and degraded answers (cheaper) inflate a closed-loop
+number.
 """
 
 from __future__ import annotations
@@ -384,7 +385,7 @@ class Bench:
         best = baseline
         failed: Measurement | None = None
         # Jump from the light load to most of the estimate, then climb, then narrow the gap
-        # between the last sustained step and the first that was not (at most twice).
+        # between the last sustained step and the first that was not.
         jump = step(max(plan.RAMP_START * estimate, _rate(baseline) * plan.RAMP_FACTOR))
         if _sustained(jump, limit):
             best = jump
@@ -399,7 +400,7 @@ class Bench:
         refinements = 0
         while (
             failed is not None
-            and _rate(failed) > 1.15 * _rate(best)
+            and _rate(failed) > plan.KNEE_PRECISION * _rate(best)
             and refinements < d.ramp_refinements
         ):
             settle()
