@@ -34,7 +34,7 @@ def test_limits_are_twice_the_light_step_or_two_ms_more_whichever_is_larger() ->
 
 def test_a_step_within_both_limits_is_sustained() -> None:
     limits = KneeLimits.above(LIGHT)
-    assert limits.allow(result([0.6] * 94 + [2.9] * 5 + [400.0]))  # one stall: the p99
+    assert limits.allow(result([0.6] * 94 + [2.9] * 5 + [400.0]))  # one stall: the slowest
 
 
 def test_a_queue_the_median_hides_fails_the_step() -> None:
