@@ -152,6 +152,21 @@ async def test_a_feed_never_shows_an_unlisted_item_when_the_fill_lookup_fails() 
     assert "i12" not in {item.item_id for item in page.items}
 
 
+async def test_a_feed_never_fills_with_an_item_the_first_lookup_found_gone() -> None:
+    # bike-fan's neighbours (i10..i48, asked first) leave the page short at the caps, and
+    # the bikes' popular list fills it. i13, a bike among those neighbours, is gone by the
+    # first answer; the fill must not ask for it again, nor show it when the fill's own
+    # lookup fails and every other unknown item is shown on segment evidence.
+    catalog = RecordingCatalog(backend(unlisted=["i13"]), down_from=2)
+    rec = await recommender(catalog)
+    page = await rec.feed(FeedQuery("bike-fan", 20))
+    assert len(catalog.calls) == 2 and "i13" in catalog.calls[0]
+    assert "i13" not in catalog.calls[1]
+    assert page.degraded == [DEP_CATALOG]
+    assert len(page.items) == 20
+    assert "i13" not in {item.item_id for item in page.items}
+
+
 async def test_similar_items_never_show_an_unlisted_neighbour_if_the_next_lookup_fails() -> None:
     # Page of 3: i0's first 6 neighbours are i1..i5 (inactive) and i6, which the catalog's
     # first answer does not list (gone). The rest is looked up, and that call fails.
