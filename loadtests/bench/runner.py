@@ -16,12 +16,12 @@ latencies; then constant-rate steps from 60 % of X grow by 30 % while the server
 (serves at least 97 % of the offered rate, HTTP failures at most 0.1 %, dependency failures on
 at most 1 % of answers, median and p95 latencies at most twice the light step's plus 2 ms:
 `KneeLimits`), and more steps narrow the gap between the last sustained rate and the first that
-was not until they are within 15 % (at most three steps). The knee is the last sustained step's
-served rate. Why not simply closed-loop max throughput: on this box the service serves more per
-second with many requests in flight (it batches reads and writes) than it can sustain on a
-fixed schedule, so 70 % of a closed-loop maximum is already past the open-loop knee; and past
-the dependencies' timeouts, breakers open and degraded answers (cheaper) inflate a closed-loop
-number.
+was not until they are within 15 % (at most `Durations.ramp_refinements` steps). The knee is
+the last sustained step's served rate. Why not simply closed-loop max throughput: on this box
+the service serves more per second with many requests in flight (it batches reads and writes)
+than it can sustain on a fixed schedule, so 70 % of a closed-loop maximum is already past the
+open-loop knee; and past the dependencies' timeouts, breakers open and degraded answers
+(cheaper) inflate a closed-loop number.
 """
 
 from __future__ import annotations
