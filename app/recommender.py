@@ -183,7 +183,6 @@ class Recommender:
         )
         asked = _ids(pool, fill, seen)
         catalog = await self._catalog_items(asked, request)
-        first_answered = request.answered(DEP_CATALOG)
         rules = PageRules(
             limit=limit,
             max_per_category=settings.max_per_category,
@@ -212,14 +211,14 @@ class Recommender:
                     drop=drop,
                     count=fill_count,
                 )
-                if first_answered:
-                    # Items the first answer left out are gone: not asked again, and not
-                    # judged "catalog down" if the next call fails.
+                if request.answered(DEP_CATALOG):
+                    # The first call answered: the items it left out are gone, not to be
+                    # asked again, nor judged "catalog down" if the next call fails.
                     gone = {item_id for item_id in asked if item_id not in catalog}
                     fill = [c for c in fill if c.item_id not in gone]
-                missing = [c.item_id for c in fill if c.item_id not in catalog]
-                if missing and request.answered(DEP_CATALOG):
-                    catalog.update(await self._catalog_items(missing, request))
+                    missing = [c.item_id for c in fill if c.item_id not in catalog]
+                    if missing:
+                        catalog.update(await self._catalog_items(missing, request))
             add_candidates(
                 draft, fill, catalog=catalog, catalog_available=request.answered(DEP_CATALOG)
             )
