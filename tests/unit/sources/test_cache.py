@@ -6,7 +6,6 @@ import pytest
 from app.domain import CatalogItem
 from app.ranking.types import ScoredList
 from app.sources.cache import (
-    REFRESH_WINDOW_S,
     BatchCache,
     catalog_cache,
     neighbour_cache,
@@ -29,6 +28,10 @@ class FakeStore:
         if self.fail:
             raise ConnectionError("store down")
         return {i: self.data[i] for i in item_ids if i in self.data}
+
+
+# The tests' refresh window: short, so they wait for background reloads in real time.
+WINDOW = 0.05
 
 
 def lists(*ids: str) -> dict[str, ScoredList]:
@@ -147,6 +150,7 @@ def refreshing_cache(store: FakeStore, now: list[float]) -> BatchCache[ScoredLis
         sizeof=scored_list_size,
         ttl_s=10,
         refresh_after_s=8,
+        refresh_window_s=WINDOW,
         clock=lambda: now[0],
     )
 
@@ -165,7 +169,7 @@ async def test_entries_near_their_ttl_are_served_and_reloaded_in_one_background_
     assert first.found["a"].item_ids == ("a-n",) and second.found["c"].item_ids == ("c-n",)
     assert store.calls == []  # nobody waited for the store
 
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert store.calls == [["a", "b", "c"]]  # both requests' keys, one load
     assert cache.refresh_loads == 1
     now[0] = 15.0  # past the old entries' TTL: the reloaded values, still no load
@@ -186,15 +190,100 @@ async def test_a_failed_background_reload_leaves_entries_to_expire_at_their_ttl(
     store.fail = True
     now[0] = 9.0
     assert (await cache.get_many("", ["a"], timeout=1)).complete
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert len(store.calls) == 2  # the reload was tried and failed
     now[0] = 9.5
     assert set((await cache.get_many("", ["a"], timeout=1)).found) == {"a"}
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert len(store.calls) == 2  # not retried every window against a store that is down
     now[0] = 10.5  # past the TTL: no answer older than it, the failure is reported
     expired = await cache.get_many("", ["a"], timeout=1)
     assert expired.found == {} and not expired.complete
+
+
+async def test_a_key_asked_for_while_its_reload_is_in_flight_is_reloaded_once() -> None:
+    now = [0.0]
+    store = FakeStore(lists("a"), delay=0.03)
+    cache = refreshing_cache(store, now)
+    await cache.get_many("", ["a"], timeout=1)
+    now[0] = 9.0
+    await cache.get_many("", ["a"], timeout=1)  # past its refresh age: queued
+    await asyncio.sleep(WINDOW + 0.01)  # the reload is in flight
+    await cache.get_many("", ["a"], timeout=1)  # still the old entry: queued again
+    await asyncio.sleep(3 * WINDOW)
+    assert store.calls == [["a"], ["a"]]  # the second queueing found it reloaded
+    assert cache.refresh_loads == 1
+
+
+class SerialStore(FakeStore):
+    """Records how many loads were in flight at once."""
+
+    def __init__(self, data: Mapping[str, ScoredList], delay: float) -> None:
+        super().__init__(data, delay)
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def neighbours(self, version: str, item_ids: list[str]) -> dict[str, ScoredList]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await super().neighbours(version, item_ids)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_large_reload_goes_out_in_slices_one_after_another() -> None:
+    """However many keys a window queued, the loop handles one slice's answer at a time."""
+    now = [0.0]
+    keys = [f"k{i}" for i in range(7)]
+    store = SerialStore(lists(*keys), delay=0.01)
+    cache = BatchCache(
+        store.neighbours,
+        max_bytes=1 << 20,
+        sizeof=scored_list_size,
+        ttl_s=10,
+        refresh_after_s=8,
+        refresh_window_s=WINDOW,
+        refresh_batch=3,
+        clock=lambda: now[0],
+    )
+    await cache.get_many("", keys, timeout=1)
+    store.calls.clear()
+    now[0] = 9.0
+    await cache.get_many("", keys[:4], timeout=1)
+    await cache.get_many("", keys[4:], timeout=1)
+    await asyncio.sleep(WINDOW + 0.1)
+    assert store.calls == [keys[0:3], keys[3:6], keys[6:7]]
+    assert store.most_in_flight == 1
+    assert cache.refresh_loads == 3
+
+
+async def test_after_a_failed_slice_the_rest_of_the_reload_waits_for_the_ttl() -> None:
+    now = [0.0]
+    keys = ["a", "b", "c", "d"]
+    store = FakeStore(lists(*keys))
+    cache = BatchCache(
+        store.neighbours,
+        max_bytes=1 << 20,
+        sizeof=scored_list_size,
+        ttl_s=10,
+        refresh_after_s=8,
+        refresh_window_s=WINDOW,
+        refresh_batch=2,
+        clock=lambda: now[0],
+    )
+    await cache.get_many("", keys, timeout=1)
+    store.fail = True
+    now[0] = 9.0
+    await cache.get_many("", keys, timeout=1)
+    await asyncio.sleep(WINDOW + 0.05)
+    assert store.calls == [keys, ["a", "b"]]  # the first slice failed; c and d not tried
+    now[0] = 9.5
+    await cache.get_many("", keys, timeout=1)
+    await asyncio.sleep(WINDOW + 0.05)
+    assert len(store.calls) == 2  # none of them retried every window
+    now[0] = 10.5
+    assert not (await cache.get_many("", keys, timeout=1)).complete  # expired: reported
 
 
 async def test_entries_not_asked_for_are_not_reloaded() -> None:
@@ -204,7 +293,7 @@ async def test_entries_not_asked_for_are_not_reloaded() -> None:
     await cache.get_many("", ["a", "b"], timeout=1)
     now[0] = 9.0
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert store.calls == [["a", "b"], ["a"]]
 
 
@@ -215,15 +304,15 @@ async def test_the_catalog_cache_reloads_hot_items_past_their_refresh_age() -> N
         calls.append(list(item_ids))
         return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=5, refresh_s=0.2)
+    cache = catalog_cache(read, max_mb=1, ttl_s=5, refresh_s=0.2, refresh_window_s=WINDOW)
     await cache.get_many("", ["a"], timeout=1)
     await asyncio.sleep(0.1)
     await cache.get_many("", ["a"], timeout=1)  # younger than the refresh age: no reload
-    await asyncio.sleep(0.12 + REFRESH_WINDOW_S)
+    await asyncio.sleep(0.12 + WINDOW)
     assert calls == [["a"]]
     hit = await cache.get_many("", ["a"], timeout=1)
     assert hit.found["a"].title == "v1" and calls == [["a"]]
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert calls == [["a"], ["a"]]
     assert (await cache.get_many("", ["a"], timeout=1)).found["a"].title == "v2"
 
@@ -239,7 +328,7 @@ async def test_the_catalog_cache_serves_without_waiting_until_the_ttl_and_never_
         await asyncio.sleep(delay[0])
         return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=0.4, refresh_s=0.1)
+    cache = catalog_cache(read, max_mb=1, ttl_s=0.4, refresh_s=0.1, refresh_window_s=WINDOW)
     await cache.get_many("", ["a"], timeout=1)
     delay[0] = 10.0  # from now on the catalog never answers in time
     await asyncio.sleep(0.2)
@@ -257,11 +346,11 @@ async def test_a_refresh_age_at_or_above_the_ttl_means_no_background_reloads() -
         calls.append(list(item_ids))
         return {i: CatalogItem(i) for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=0.2, refresh_s=0.2)
+    cache = catalog_cache(read, max_mb=1, ttl_s=0.2, refresh_s=0.2, refresh_window_s=WINDOW)
     await cache.get_many("", ["a"], timeout=1)
     await asyncio.sleep(0.15)
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert calls == [["a"]]  # expired now, not reloaded ahead
     await cache.get_many("", ["a"], timeout=1)
     assert calls == [["a"], ["a"]]
@@ -278,7 +367,7 @@ async def test_a_reload_of_equal_data_keeps_the_cached_object_changed_data_repla
 
     now[0] = 9.0
     await cache.get_many("", ["a", "b"], timeout=1)
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     now[0] = 15.0  # past the first load's TTL: served from the reload, no new load
     reloaded = (await cache.get_many("", ["a", "b"], timeout=1)).found
     assert len(store.calls) == 2
@@ -298,6 +387,7 @@ async def test_a_ttl_cache_over_its_bound_evicts_the_longest_loaded_and_reloads_
         sizeof=scored_list_size,
         ttl_s=10,
         refresh_after_s=8,
+        refresh_window_s=WINDOW,
         clock=lambda: now[0],
     )
     for key in ("a", "b", "c"):
@@ -310,7 +400,7 @@ async def test_a_ttl_cache_over_its_bound_evicts_the_longest_loaded_and_reloads_
 
     now[0] = 8.5  # b is due for its reload; the reload moves it to the young end
     await cache.get_many("", ["b"], timeout=1)
-    await asyncio.sleep(REFRESH_WINDOW_S + 0.05)
+    await asyncio.sleep(WINDOW + 0.05)
     assert store.calls == [["b"]]
     await cache.get_many("", ["e"], timeout=1)  # evicts c, loaded before b's reload
     store.calls.clear()
