@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -29,6 +31,21 @@ def vegeta() -> str:
     )
     assert path.exists(), f"{path} is missing: run `bash scripts/tools.sh` (make test does)"
     return str(path)
+
+
+def _failed_sent_after_s(results: bytes, started: float) -> list[float]:
+    """When each failed request of a vegeta attack left, in seconds after `started`."""
+    encoded = subprocess.run(
+        [vegeta(), "encode", "-to=json"], input=results, capture_output=True, check=True
+    )
+    sent = []
+    for line in encoded.stdout.splitlines():
+        result = json.loads(line)
+        if result["code"] != 200:
+            # RFC 3339 with nanoseconds; fromisoformat takes at most microseconds.
+            stamp = re.sub(r"(\.\d{6})\d*", r"\1", result["timestamp"]).replace("Z", "+00:00")
+            sent.append(round(datetime.fromisoformat(stamp).timestamp() - started, 3))
+    return sorted(sent)
 
 
 @pytest.fixture
@@ -108,6 +125,7 @@ def test_sigterm_during_open_loop_load_fails_no_request(
         "".join(f"GET {slow_service.url}/v1/users/user-{n}/recommendations\n" for n in range(1, 60))
     )
     duration_s = 3.0
+    started = time.time()
     attack = subprocess.Popen(
         [vegeta(), "attack", f"-targets={targets}", "-rate=40/s", f"-duration={duration_s}s",
          "-timeout=10s", "-keepalive=false"],
@@ -117,6 +135,7 @@ def test_sigterm_during_open_loop_load_fails_no_request(
     time.sleep(duration_s + 0.1)
     slow_service.process.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
+    signalled_after_s = time.time() - started
     exit_code = slow_service.process.wait(timeout=10)
     exited_s = time.monotonic() - signalled
     results, _ = attack.communicate(timeout=30)
@@ -125,11 +144,20 @@ def test_sigterm_during_open_loop_load_fails_no_request(
     )
     metrics = json.loads(report.stdout)
     slow_service.process = None
+    log = (tmp_path / "service.log").read_text()
     assert metrics["requests"] >= 100
-    assert metrics["status_codes"] == {"200": metrics["requests"]}, metrics["errors"]
+    # Rare here (3 of about 30 runs on 2026-12-01, not reproduced since): most requests
+    # refused. What follows says whether they left after the signal and how the service
+    # ended, so that the next failure explains itself.
+    assert metrics["status_codes"] == {"200": metrics["requests"]}, {
+        "errors": metrics["errors"][:3],
+        "failed_sent_after_s": _failed_sent_after_s(results, started),
+        "signalled_after_s": round(signalled_after_s, 3),
+        "exit_code": exit_code,
+        "log_tail": log[-1500:],
+    }
     # uvicorn re-raises the signal once it has shut down gracefully: "killed by SIGTERM".
     assert exit_code in (0, -signal.SIGTERM) and exited_s < 5.0
-    log = (tmp_path / "service.log").read_text()
     assert '"message":"draining"' in log and "shutting down: closing clients" in log
     record(
         "sigterm_under_load",
