@@ -2,7 +2,7 @@
 
 Neighbour lists never change within a model version, so they are cached by (version, item)
 without expiry, bounded by memory. Catalog metadata changes (prices, sold items), so it is
-cached with two ages: a hit on an entry older than the refresh age (10 s by default) is
+cached with two ages: a hit on an entry older than the refresh age (30 s by default) is
 answered from the cache and queues the key for a background reload, the keys queued within
 a second going out together, in slices of at most 200 loaded one after another; an entry
 older than the TTL (60 s) is never served, it is a miss. Items shown often are then never
@@ -53,7 +53,7 @@ _ABSENT: Final = _Absent()
 # Keys queued for a background reload within this window go out together. A reload call has
 # a fixed cost (about 0.5 ms of CPU for the catalog's); with a 50 ms window the service made
 # 15 to 20 small calls a second under the bench's load, with this one about half as many
-# for as many keys. It only adds to an entry's age past its refresh age, ten times longer.
+# for as many keys. It only adds to an entry's age past its refresh age, 30 times longer.
 REFRESH_WINDOW_S: Final = 1.0
 # A window's keys are reloaded in slices of at most this many, one slice after the other, so
 # the loop handles one slice's answer at a time (200 catalog items: about 2 ms of CPU in
