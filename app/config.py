@@ -113,8 +113,8 @@ class Settings:
         "The oldest catalog metadata ever served (0: no cache): an entry this old is reloaded "
         "before it is served again.",
     )
-    # 30 s, not 10: every item asked for past this age is reloaded; at 10 s the reloads cost
-    # the feed 7 % more CPU and took its p99 from 15 to 27 ms (docs/performance.md).
+    # 30 s, not 10: every item asked for past this age is reloaded; at 10 s the feed cost 3 to
+    # 7 % more CPU in the bench, and on a busy box its p99 nearly doubled (docs/performance.md).
     catalog_cache_refresh_s: float = _setting(
         30.0,
         "A cached catalog entry asked for once it is this old is answered from the cache and "
