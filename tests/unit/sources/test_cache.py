@@ -6,6 +6,7 @@ import pytest
 from app.domain import CatalogItem
 from app.ranking.types import ScoredList
 from app.sources.cache import (
+    REFRESH_BATCH,
     BatchCache,
     catalog_cache,
     neighbour_cache,
@@ -143,7 +144,9 @@ async def test_empty_and_repeated_keys(keys: list[str]) -> None:
     assert set(result.found) == set(keys)
 
 
-def refreshing_cache(store: FakeStore, now: list[float]) -> BatchCache[ScoredList]:
+def refreshing_cache(
+    store: FakeStore, now: list[float], refresh_batch: int = REFRESH_BATCH
+) -> BatchCache[ScoredList]:
     return BatchCache(
         store.neighbours,
         max_bytes=1 << 20,
@@ -151,6 +154,7 @@ def refreshing_cache(store: FakeStore, now: list[float]) -> BatchCache[ScoredLis
         ttl_s=10,
         refresh_after_s=8,
         refresh_window_s=WINDOW,
+        refresh_batch=refresh_batch,
         clock=lambda: now[0],
     )
 
@@ -237,16 +241,7 @@ async def test_a_large_reload_goes_out_in_slices_one_after_another() -> None:
     now = [0.0]
     keys = [f"k{i}" for i in range(7)]
     store = SerialStore(lists(*keys), delay=0.01)
-    cache = BatchCache(
-        store.neighbours,
-        max_bytes=1 << 20,
-        sizeof=scored_list_size,
-        ttl_s=10,
-        refresh_after_s=8,
-        refresh_window_s=WINDOW,
-        refresh_batch=3,
-        clock=lambda: now[0],
-    )
+    cache = refreshing_cache(store, now, refresh_batch=3)
     await cache.get_many("", keys, timeout=1)
     store.calls.clear()
     now[0] = 9.0
@@ -262,16 +257,7 @@ async def test_after_a_failed_slice_the_rest_of_the_reload_waits_for_the_ttl() -
     now = [0.0]
     keys = ["a", "b", "c", "d"]
     store = FakeStore(lists(*keys))
-    cache = BatchCache(
-        store.neighbours,
-        max_bytes=1 << 20,
-        sizeof=scored_list_size,
-        ttl_s=10,
-        refresh_after_s=8,
-        refresh_window_s=WINDOW,
-        refresh_batch=2,
-        clock=lambda: now[0],
-    )
+    cache = refreshing_cache(store, now, refresh_batch=2)
     await cache.get_many("", keys, timeout=1)
     store.fail = True
     now[0] = 9.0
