@@ -130,7 +130,7 @@ def test_sigterm_during_open_loop_load_fails_no_request(
     """Kubernetes removes the pod from the Service before SIGTERM (preStop), so new requests
     stop arriving; every request that arrived before the signal must still succeed. The load
     here runs on past the signal, as a slow endpoint update would let it: a request sent after
-    it may find the port closed, and none may fail in any other way."""
+    it may be turned away at the connection, and none may fail in any other way."""
     assert slow_service.process is not None
     targets = tmp_path / "targets.txt"
     targets.write_text(
@@ -191,10 +191,19 @@ def test_sigterm_during_open_loop_load_fails_no_request(
         "exit_code": exit_code,
         "log_tail": log[-1500:],
     }
-    # After the signal: served (the port closes within uvicorn's 0.1 s tick) or refused.
-    assert all(
-        one.code == 200 or (one.code == 0 and "connection refused" in one.error) for one in later
-    ), [(round(one.at_s - signalled_at_s, 3), one.code, one.error) for one in later][:5]
+    # After the signal: served (the port closes at uvicorn's next 0.1 s tick), or turned away
+    # at the connection: refused once the port is closed, reset when the connection was still
+    # in the listen backlog or not yet sent its request as the port closed (under CPU load, 4
+    # of 10 runs had one such reset). Never an HTTP error or a timeout.
+    turned_away = ("connection refused", "connection reset by peer")
+    failed_later = [
+        one
+        for one in later
+        if one.code != 200 and not (one.code == 0 and any(t in one.error for t in turned_away))
+    ]
+    assert not failed_later, [
+        (round(one.at_s - signalled_at_s, 3), one.code, one.error) for one in failed_later[:5]
+    ]
     # uvicorn re-raises the signal once it has shut down gracefully: "killed by SIGTERM".
     assert exit_code in (0, -signal.SIGTERM) and exited_s < 5.0
     assert '"message":"draining"' in log and "shutting down: closing clients" in log
@@ -202,7 +211,7 @@ def test_sigterm_during_open_loop_load_fails_no_request(
         "sigterm_under_load",
         requests_before_signal=len(before),
         in_flight_at_signal=len(in_flight),
-        refused_after_signal=sum(one.code == 0 for one in later),
+        turned_away_after_signal=sum(one.code == 0 for one in later),
         exit_s=round(exited_s, 2),
         exit_code=exit_code,
     )
