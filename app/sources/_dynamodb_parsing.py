@@ -4,8 +4,8 @@ botocore parses a DynamoDB response by walking the JSON it decoded through the s
 model: every attribute value of every item is visited as a structure of 10 members, only to
 be returned as it was, except for binary values (B, BS: base64 decoded to bytes). Here an
 item whose values hold no binary is returned as decoded; anything else, and every other
-shape, goes through botocore's walk. Imported by `connect` only: botocore's parsers cost
-about 0.2 s to import.
+shape, goes through botocore's walk. The body is decoded by orjson, in about half of json's
+time. Imported by `connect` only: botocore's parsers cost about 0.2 s to import.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import aiobotocore
 import botocore
+import orjson
 from aiobotocore.parsers import AioJSONParser, AioResponseParserFactory
 from botocore.model import Shape
 from botocore.parsers import ResponseParser
@@ -41,6 +42,17 @@ def _verbatim(value: object) -> bool:
     return False
 
 
+def _verbatim_item(item: dict[str, Any]) -> bool:
+    """Whether botocore's parse of this item (a map of AttributeValues) would equal its JSON.
+    Strings and numbers, nearly every value, are judged without a call."""
+    for value in item.values():
+        if type(value) is not dict or len(value) != 1:
+            return False
+        if type(value.get("S") or value.get("N")) is not str and not _verbatim(value):
+            return False
+    return True
+
+
 class AttributeValueParser(AioJSONParser):
     """botocore's JSON parser, but an item (a map of AttributeValues) whose values hold no
     binary is returned as decoded: the same dict botocore would build, built once. Anything
@@ -52,10 +64,22 @@ class AttributeValueParser(AioJSONParser):
             and getattr(shape, "value", None) is not None
             and shape.value.name == "AttributeValue"  # type: ignore[attr-defined]
             and type(node) is dict
-            and all(_verbatim(v) for v in node.values())
+            and _verbatim_item(node)
         ):
             return node
         return super()._parse_shape(shape, node)  # type: ignore[misc]
+
+    def _parse_body_as_json(self, body_contents: bytes) -> Any:
+        # What orjson refuses and json reads (NaN, Infinity, lone surrogates) goes to
+        # botocore's own decoding. orjson reads an integer past 64 bits as a float; the
+        # numbers DynamoDB sends bare are counts, sizes and capacities (an attribute's
+        # number is a string).
+        if body_contents:
+            try:
+                return orjson.loads(body_contents)
+            except orjson.JSONDecodeError:
+                pass
+        return super()._parse_body_as_json(body_contents)  # type: ignore[misc]
 
 
 class ParserFactory(AioResponseParserFactory):

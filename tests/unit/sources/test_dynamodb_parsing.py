@@ -14,13 +14,13 @@ from aiobotocore.parsers import create_parser
 from app.sources import _dynamodb_parsing as parsing
 
 
-def _query_response(items: list[dict[str, Any]]) -> dict[str, Any]:
+def _query_response(items: list[dict[str, Any]], capacity_units: float = 1.5) -> dict[str, Any]:
     body = {
         "Count": len(items),
         "ScannedCount": len(items),
         "Items": items,
         "LastEvaluatedKey": {"user_id": {"S": "u1"}, "sk": {"S": "0001#e1"}},
-        "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.5},
+        "ConsumedCapacity": {"TableName": "t", "CapacityUnits": capacity_units},
     }
     return {
         "status_code": 200,
@@ -55,6 +55,12 @@ ITEMS: dict[str, list[dict[str, Any]]] = {
         {"m": {"M": {"b": {"B": B64}}}, "l": {"L": [{"S": "x"}, {"B": B64}]}}
     ],
     "a type botocore does not model": [{"future": {"VECTOR": [1, 2]}, "s": {"S": "x"}}],
+    "strings and numbers the quick check leaves to the full one": [
+        {"empty": {"S": ""}, "not a string": {"S": 5}, "null": {"N": None}},
+        {"a string beside a binary": {"S": "x", "B": B64}},
+    ],
+    # Serialized by json as an escape orjson refuses, so botocore's decoding reads the body.
+    "a lone surrogate": [{"s": {"S": "\ud800"}}],
     "no items": [],
 }
 
@@ -68,6 +74,17 @@ def test_parses_exactly_as_botocore(case: str) -> None:
     ours = _parse(parsing.ParserFactory().create_parser("json"), ITEMS[case])
     botocores = _parse(create_parser("json"), ITEMS[case])
     assert ours == botocores
+
+
+def test_a_body_orjson_refuses_is_read_as_botocore_reads_it() -> None:
+    response = _query_response(ITEMS["plain"], capacity_units=float("inf"))
+    assert b"Infinity" in response["body"]
+    ours = asyncio.run(
+        parsing.ParserFactory().create_parser("json").parse(response, QUERY.output_shape)
+    )
+    assert ours == asyncio.run(create_parser("json").parse(response, QUERY.output_shape))
+    assert ours["ConsumedCapacity"]["CapacityUnits"] == float("inf")
+    assert len(ours["Items"]) == 5
 
 
 def test_binary_values_come_back_as_bytes() -> None:
