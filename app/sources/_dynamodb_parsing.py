@@ -35,8 +35,8 @@ def _verbatim(value: object) -> bool:
     ((kind, inner),) = value.items()
     if kind in _VERBATIM_TYPES:
         return inner is not None
-    if kind == "M":
-        return type(inner) is dict and all(_verbatim(v) for v in inner.values())
+    if kind == "M":  # a map of AttributeValues, judged as an item is
+        return type(inner) is dict and _verbatim_item(inner)
     if kind == "L":
         return type(inner) is list and all(_verbatim(v) for v in inner)
     return False
