@@ -241,8 +241,11 @@ def _header(run: BenchRun) -> list[str]:
         "(`loadtests/bench/workload.py`). Each endpoint is warmed up before it is measured: "
         f"every distinct request of its file once ({plan.WARMUP_WORKERS} workers, at most "
         f"{d.warmup_s:g} s), so the caches hold what the measurements will ask for, as in a "
-        "service that has been running (vegeta replays the file from its start on every "
-        "attack; a timed warm-up of 3 s, as earlier reports had, left most of it cold).",
+        "service that has been running (a timed warm-up of 3 s, as earlier reports had, left "
+        "most of it cold). The measured attacks on a file are one stream: each goes on where "
+        "the last one stopped, so a ramp step sends what comes next, as the fixed-rate runs "
+        "do, not the requests the step before it sent (vegeta alone would start each attack "
+        "at the file's head).",
         "- **Saturation** is the knee of an open-loop rate ramp. A closed-loop probe "
         f"(`-rate=0 -max-workers={plan.PROBE_WORKERS}`, {d.probe_s:g} s) estimates the "
         f"capacity X; a light constant-rate step at {plan.BASELINE_SHARE:.0%} of X gives the "

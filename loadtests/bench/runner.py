@@ -41,7 +41,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,10 @@ class Measurement:
     metrics: prom.RunMetrics | None
     load_before: float
     load_after: float
+    # The file drawn for the endpoint and the line of it the attack started at (it sent a
+    # rotation: `workload.TargetStream`). Defaults: runs pickled before these were recorded.
+    targets: Path | None = None
+    targets_from: int = 0
 
     @property
     def degraded_share(self) -> float | None:
@@ -124,6 +128,10 @@ class Measurement:
             "degraded_share": self.degraded_share,
             "clean": self.clean,
             "load": [self.load_before, self.load_after],
+            "targets": {
+                "file": None if self.targets is None else str(self.targets),
+                "from": self.targets_from,
+            },
             "metrics": None if metrics is None else _metrics_json(metrics),
         }
 
@@ -239,6 +247,7 @@ class Bench:
         self.verbose = verbose
         self.now_ms = int(time.time() * 1000)
         self._servers = 0
+        self._streams: dict[Path, workload.TargetStream] = {}
 
     def say(self, message: str) -> None:
         if self.verbose:
@@ -292,9 +301,13 @@ class Bench:
         name = f"{variant.name}-{endpoint}-{kind}-{label}".replace(" ", "_").replace("%", "pct")
         load_before = os.getloadavg()[0]
         before = prom.Snapshot.scrape(server.url)
+        stream = self._stream(attack.targets)
+        started_at = stream.position
+        attack = replace(attack, targets=stream.next_file())
         cpu_before = CpuTimes.read(server.pid)
         result = vegeta.run(self.vegeta, attack, self.run.work_dir / "vegeta", _slug(name))
         cpu = CpuTimes.read(server.pid) - cpu_before
+        stream.advance(result.requests)
         after = prom.Snapshot.scrape(server.url)
         measurement = Measurement(
             variant.name,
@@ -306,6 +319,8 @@ class Bench:
             prom.RunMetrics.of(after - before),
             load_before,
             os.getloadavg()[0],
+            stream.path,
+            started_at,
         )
         if attack.rate is None:
             served = f"{result.median_per_second:.0f} req/s (median of each second)"
@@ -319,6 +334,12 @@ class Bench:
             f"loop {cpu.main_share:.0%}, box {cpu.box_busy:.0%}"
         )
         return measurement
+
+    def _stream(self, targets: Path) -> workload.TargetStream:
+        """Every attack on a targets file goes on where the last one stopped (`workload`)."""
+        if targets not in self._streams:
+            self._streams[targets] = workload.TargetStream(targets)
+        return self._streams[targets]
 
     def warm_up(self, server: BenchServer, variant: Variant, targets: Path) -> None:
         if self.durations.warmup_s <= 0:
@@ -493,9 +514,12 @@ class Bench:
         self.run.profile_rate = rate
         duration = self.durations.profile_s
         self.say(f"profile: py-spy on the feed at {rate:.0f} req/s for {duration:g} s")
+        stream = self._stream(targets)
         attack = vegeta.Attack.constant(
-            targets, rate, duration + 2, max_workers=plan.OPEN_LOOP_MAX_WORKERS
+            stream.next_file(), rate, duration + 2, max_workers=plan.OPEN_LOOP_MAX_WORKERS
         )
+        # Its results are not read: the stream moves on by what the attack was due to send.
+        stream.advance(round(rate * (duration + 2)))
         out = self.run.work_dir / "profile-feed.txt"
         raw = self.run.work_dir / "vegeta" / "profile.bin"
         load = subprocess.Popen(

@@ -1,8 +1,12 @@
 """What the benchmark sends: vegeta target files, ids drawn with Zipf skew like the Locust suite.
 
 One file per endpoint, in vegeta's JSON format (one request per line), drawn once from a
-fixed seed, so every run and every variant gets the same requests in the same order (vegeta
-cycles through the file):
+fixed seed, so every run and every variant gets the same stream of requests. vegeta reads a
+file from its start on every attack and cycles through it; `TargetStream` makes the attacks
+on one file one stream instead, each going on where the last one stopped, so a ramp step
+sends what a service that has been running would see next, not the requests the step
+before it sent seconds earlier (a hotter working set: the knee would be found on traffic
+warmer than the fixed-rate runs').
 
 | endpoint | request |
 | --- | --- |
@@ -150,10 +154,36 @@ def write_targets(
     return paths
 
 
+class TargetStream:
+    """The attacks on one targets file as one stream of requests: `next_file` is the file
+    rotated to where the stream stands (the file itself at the start), `advance` moves it on
+    by the requests an attack sent. vegeta takes the targets of a file in order, one per
+    request, so an attack of N requests used the next N lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rotated = path.with_name(f"{path.stem}-stream{path.suffix}")
+        self._lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if not self._lines:
+            raise ValueError(f"{path}: no targets")
+        self.position = 0
+
+    def next_file(self) -> Path:
+        if self.position == 0:
+            return self.path
+        at = self.position
+        rotated = self._lines[at:] + self._lines[:at]
+        self.rotated.write_text("".join(f"{line}\n" for line in rotated))
+        return self.rotated
+
+    def advance(self, sent: int) -> None:
+        self.position = (self.position + sent) % len(self._lines)
+
+
 def distinct_requests(targets: Path) -> Path:
     """The requests of a targets file, each once, in order of first appearance: a warm-up that
-    sends them all reaches every cache entry the measurements will use (vegeta cycles the
-    file from its start on every attack, so a short warm-up covers only its head)."""
+    sends them all reaches every cache entry the measurements will use (the file is longer
+    than a warm-up, and a timed one covers only its head)."""
     distinct = targets.with_name(f"{targets.stem}-distinct{targets.suffix}")
     # Written every time: a reused work dir holds an older file naming another server's port.
     lines = dict.fromkeys(line for line in targets.read_text().splitlines() if line.strip())

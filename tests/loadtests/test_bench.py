@@ -10,6 +10,7 @@ with `--no-stack-up` (checked on an empty stack of its own, so the shared one is
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -127,6 +128,13 @@ def test_the_quick_run_measured_both_endpoints_through_vegeta(quick_run: QuickRu
             assert run["cpu"]["us_per_request"] > 0, run
             assert 0 <= run["cpu"]["main_wait_share"] < 1, run  # schedstat's run delay
             assert run["metrics"]["loop_lag"]["count"] > 0, run  # /metrics scraped
+        # One stream per targets file: each attack went on where the one before it stopped.
+        chain = [runs["probe"], *runs["ramp"]]
+        length = len(Path(chain[0]["targets"]["file"]).read_text().splitlines())
+        assert chain[0]["targets"]["from"] == 0, endpoint
+        for before, after in itertools.pairwise(chain):
+            sent = before["targets"]["from"] + before["result"]["requests"]
+            assert after["targets"]["from"] == sent % length, (endpoint, before, after)
     similar = product["similar"]["fixed"]["70%"]["metrics"]
     assert "catalog" in similar["cache_hit_ratio"], similar
     raw = list((quick_run.work_dir / "vegeta").glob("*.bin"))

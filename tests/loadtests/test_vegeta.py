@@ -73,3 +73,28 @@ def test_each_once_sends_every_request_once_and_stops_at_the_end(
     # Without -lazy vegeta would cycle through the file until the cap: duplicates here.
     assert sorted(Recorder.paths) == sorted(f"/{n}" for n in names)
     assert result.ok == 25 and vegeta.NO_MORE_TARGETS in result.errors
+
+
+def test_a_stream_of_attacks_goes_on_where_the_last_one_stopped(
+    tmp_path: Path, server: str
+) -> None:
+    binary = _cache_bin("vegeta")
+    if not binary.is_file():
+        pytest.fail(f"vegeta is not installed at {binary}: run `make tools`")
+    names = [f"item-{n}" for n in range(10)]
+    stream = workload.TargetStream(write_targets(tmp_path / "t.jsonl", server, names))
+    sent: list[list[str]] = []
+    for n, rate in enumerate((40, 40, 40)):
+        Recorder.paths = []
+        attack = vegeta.Attack.constant(stream.next_file(), rate, duration_s=0.2)
+        result = vegeta.run(binary, attack, tmp_path / "raw", f"step-{n}")
+        stream.advance(result.requests)
+        assert result.requests == len(Recorder.paths) == 8
+        sent.append(sorted(Recorder.paths))
+    # 24 requests through 10 targets: 0-7, then 8, 9, 0-5, then 6-9, 0-3. From the file's
+    # head each time (vegeta alone), all three would have been 0-7.
+    assert sent == [
+        sorted(f"/item-{n}" for n in [0, 1, 2, 3, 4, 5, 6, 7]),
+        sorted(f"/item-{n}" for n in [8, 9, 0, 1, 2, 3, 4, 5]),
+        sorted(f"/item-{n}" for n in [6, 7, 8, 9, 0, 1, 2, 3]),
+    ]
