@@ -1,4 +1,5 @@
-"""The bench's warm-up attack: every distinct request of a targets file, once."""
+"""vegeta as the bench drives it, against a recording server: the warm-up sends every distinct
+request of a targets file once, and the attacks on one file go on where the last one stopped."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ class Recorder(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+@pytest.fixture
+def binary() -> Path:
+    path = _cache_bin("vegeta")
+    if not path.is_file():
+        pytest.fail(f"vegeta is not installed at {path}: run `make tools`")
+    return path
 
 
 @pytest.fixture
@@ -61,11 +70,8 @@ def test_distinct_requests_keeps_each_once_in_first_order(tmp_path: Path) -> Non
 
 
 def test_each_once_sends_every_request_once_and_stops_at_the_end(
-    tmp_path: Path, server: str
+    tmp_path: Path, server: str, binary: Path
 ) -> None:
-    binary = _cache_bin("vegeta")
-    if not binary.is_file():
-        pytest.fail(f"vegeta is not installed at {binary}: run `make tools`")
     names = [f"item-{n}" for n in range(25)]
     targets = write_targets(tmp_path / "t.jsonl", server, names)
     attack = vegeta.Attack.each_once(targets, workers=2, max_duration_s=20)
@@ -76,17 +82,14 @@ def test_each_once_sends_every_request_once_and_stops_at_the_end(
 
 
 def test_a_stream_of_attacks_goes_on_where_the_last_one_stopped(
-    tmp_path: Path, server: str
+    tmp_path: Path, server: str, binary: Path
 ) -> None:
-    binary = _cache_bin("vegeta")
-    if not binary.is_file():
-        pytest.fail(f"vegeta is not installed at {binary}: run `make tools`")
     names = [f"item-{n}" for n in range(10)]
     stream = workload.TargetStream(write_targets(tmp_path / "t.jsonl", server, names))
     sent: list[list[str]] = []
-    for n, rate in enumerate((40, 40, 40)):
+    for n in range(3):
         Recorder.paths = []
-        attack = vegeta.Attack.constant(stream.next_file(), rate, duration_s=0.2)
+        attack = vegeta.Attack.constant(stream.next_file(), rate=40, duration_s=0.2)
         result = vegeta.run(binary, attack, tmp_path / "raw", f"step-{n}")
         stream.advance(result.requests)
         assert result.requests == len(Recorder.paths) == 8
