@@ -131,7 +131,8 @@ def test_the_quick_run_measured_both_endpoints_through_vegeta(quick_run: QuickRu
         # One stream per targets file: each attack went on where the one before it stopped.
         chain = [runs["probe"], *runs["ramp"]]
         length = len(Path(chain[0]["targets"]["file"]).read_text().splitlines())
-        assert chain[0]["targets"]["from"] == 0, endpoint
+        if runs["disturbed_first_ramp"] is None:  # a ramp measured again goes on from the first
+            assert chain[0]["targets"]["from"] == 0, endpoint
         for before, after in itertools.pairwise(chain):
             sent = before["targets"]["from"] + before["result"]["requests"]
             assert after["targets"]["from"] == sent % length, (endpoint, before, after)
