@@ -19,10 +19,12 @@ A request fails when its status is not 200 or (GET) its body has no `items` list
 ends, p99 per endpoint and the overall error rate are compared with `loadtests/targets.toml`
 (or `--targets FILE`, `--p99 feed=40,similar=20`, `--max-error-rate 0.5`): the table is printed
 last and the exit code is 1 when a target is missed or an endpoint with a target got no
-requests. Example (the service on port 8000, e.g. `make dev`):
+requests. `--warmup 20s` leaves the run's first 20 s out of the statistics and the verdict
+(a service that just started reads every neighbour list and catalog item once). Example (the
+service on port 8000, e.g. `make dev`):
 
-    locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8000 -u 50 -r 10 -t 60s \
-        --dataset data/demo --csv reports/locust --html reports/locust.html
+    locust -f loadtests/locustfile.py --headless -H http://127.0.0.1:8000 -u 50 -r 10 -t 80s \
+        --warmup 20s --dataset data/demo --csv reports/locust --html reports/locust.html
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from urllib.parse import urlencode
 import gevent
 from locust import FastHttpUser, between, events, task
 from locust import log as locust_log
-from locust.argument_parser import LocustArgumentParser
+from locust.argument_parser import LocustArgumentParser, timespan
 from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC, RequestStats, StatsEntry
@@ -284,6 +286,15 @@ def targets_from_options(options: Namespace) -> Targets:
     return Targets.load(path).overridden(options.p99, options.max_error_rate)
 
 
+def warmup_from_options(options: Namespace) -> int:
+    """`--warmup` in seconds (0: none); it must leave some of `--run-time` to judge."""
+    warmup_s = int(options.warmup or 0)
+    if warmup_s and options.run_time and warmup_s >= options.run_time:
+        run_s = options.run_time
+        raise ConfigError(f"--warmup of {warmup_s} s leaves nothing of --run-time ({run_s} s)")
+    return warmup_s
+
+
 # --- Verdict -----------------------------------------------------------------------------
 
 
@@ -307,6 +318,8 @@ class Verdict:
     error_rate_result: str
     problems: tuple[str, ...]
     targets: Targets
+    warmup_s: int = 0
+    """The run's first seconds, left out of `rows` and `total`."""
 
     @property
     def passed(self) -> bool:
@@ -317,7 +330,8 @@ class Verdict:
             f"{'endpoint':<10} {'requests':>9} {'failures':>9} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'target ms':>10}  result"
         )
-        lines = [f"Load-test targets ({self.targets.source})", header, "-" * len(header)]
+        judged = f"; the first {self.warmup_s} s not judged" if self.warmup_s else ""
+        lines = [f"Load-test targets ({self.targets.source}{judged})", header, "-" * len(header)]
         lines += [_format_row(row) for row in (*self.rows, self.total)]
         lines.append("-" * len(header))
         lines.append(
@@ -343,7 +357,12 @@ def _format_row(row: Row) -> str:
 
 
 def judge(
-    stats: RequestStats, targets: Targets, *, events_enabled: bool, exceptions: int
+    stats: RequestStats,
+    targets: Targets,
+    *,
+    events_enabled: bool,
+    exceptions: int,
+    warmup: Warmup | None = None,
 ) -> Verdict:
     """Compares the run's stats with the targets. Locust keeps response times rounded (to
     the ms below 100 ms, to 10 ms below 1 s), so the p99 compared is the rounded one, the
@@ -396,7 +415,17 @@ def judge(
         error_rate_result = "PASS"
     if exceptions:
         problems.append(f"{exceptions} exceptions in tasks (a locustfile bug?)")
-    return Verdict(tuple(rows), total_row, error_rate, error_rate_result, tuple(problems), targets)
+    if warmup is not None and not warmup.over:
+        problems.append(f"the run ended within its {warmup.seconds} s warm-up")
+    return Verdict(
+        tuple(rows),
+        total_row,
+        error_rate,
+        error_rate_result,
+        tuple(problems),
+        targets,
+        warmup.seconds if warmup is not None else 0,
+    )
 
 
 # --- Locust wiring -----------------------------------------------------------------------
@@ -444,6 +473,12 @@ def _add_options(parser: LocustArgumentParser) -> None:
         default=None,
         help="Override the largest accepted error rate, in percent (e.g. 0.5).",
     )
+    parser.add_argument(
+        "--warmup",
+        type=timespan,
+        default=0,
+        help="Leave the run's first part out of the statistics and the verdict, e.g. 20s.",
+    )
 
 
 @events.init.add_listener
@@ -456,6 +491,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         RecsUser.configure(workload_from_options(environment.parsed_options))
         if not isinstance(environment.runner, WorkerRunner):
             targets_from_options(environment.parsed_options)
+            warmup_from_options(environment.parsed_options)
     except ConfigError as exc:
         print(f"locustfile: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -465,11 +501,47 @@ def _on_init(environment: Environment, **_: Any) -> None:
     gevent.get_hub().loop.update_now()
 
 
+class Warmup:
+    """The run's first `seconds`: when they are over, the statistics restart, so the verdict,
+    the stats CSV and the HTML report hold only what came after (the stats history CSV keeps
+    its earlier rows; its running totals restart). Requests in flight then count when they
+    end."""
+
+    def __init__(self, environment: Environment, seconds: int) -> None:
+        self.seconds = seconds
+        self.over = False
+        self._stats = environment.stats
+        self._timer = gevent.spawn_later(seconds, self._end)
+
+    def cancel(self) -> None:
+        self._timer.kill(block=False)
+
+    def _end(self) -> None:
+        self._stats.reset_all()
+        self.over = True
+        print(f"locustfile: warm-up of {self.seconds} s over, statistics restarted", flush=True)
+
+
+_warmup: Warmup | None = None
+"""The current run's warm-up, when it has one (set at each test start)."""
+
+
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    """Again at each start: workers get the master's options, the web UI may have edited them."""
-    if environment.parsed_options is not None:
-        RecsUser.configure(workload_from_options(environment.parsed_options))
+    """Again at each start: workers get the master's options, the web UI may have edited them.
+    The warm-up is timed where the statistics are kept: here, or on the master (workers send
+    theirs to it as they go)."""
+    global _warmup
+    options = environment.parsed_options
+    if options is None:
+        return
+    RecsUser.configure(workload_from_options(options))
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if _warmup is not None:
+        _warmup.cancel()
+    warmup_s = warmup_from_options(options)
+    _warmup = Warmup(environment, warmup_s) if warmup_s else None
 
 
 @events.quitting.add_listener
@@ -484,6 +556,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         targets_from_options(environment.parsed_options),
         events_enabled=bool(environment.parsed_options.api_key),
         exceptions=sum(e["count"] for e in runner.exceptions.values()),
+        warmup=_warmup,
     )
     if not verdict.passed:
         environment.process_exit_code = 1

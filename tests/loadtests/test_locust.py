@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +179,70 @@ def test_a_p99_target_for_an_unknown_endpoint_stops_the_run_before_it_starts(
 
     assert run.returncode == 2, _output(run)
     assert "unknown endpoints ['fead']" in run.stderr, _output(run)
+
+
+def test_a_warmup_leaves_the_first_seconds_out_of_the_verdict_and_the_reports(
+    service: ServiceProcess, demo: Path, tmp_path: Path
+) -> None:
+    run = _locust(
+        tmp_path,
+        service.url,
+        "--dataset",
+        str(demo),
+        "--p99",
+        "feed=5000,similar=5000,popular=5000",
+        "--warmup",
+        "2s",
+        "--csv",
+        "reports/locust",
+        run_time="6s",
+    )
+
+    assert run.returncode == 0, _output(run)
+    assert "warm-up of 2 s over, statistics restarted" in run.stdout, _output(run)
+    assert "; the first 2 s not judged)" in run.stdout, _output(run)
+    with (tmp_path / "reports" / "locust_stats_history.csv").open(newline="") as history_file:
+        totals = [
+            int(row["Total Request Count"])
+            for row in csv.DictReader(history_file)
+            if row["Name"] == "Aggregated"
+        ]
+    # The running total restarts once, after the warm-up's requests were counted...
+    restarts = [i for i in range(1, len(totals)) if totals[i] < totals[i - 1]]
+    assert len(restarts) == 1, totals
+    assert totals[restarts[0] - 1] > 0, totals
+    # ...and the verdict counts only what came after.
+    table = _table_rows(run.stdout)
+    assert int(table["all"][0]) == totals[-1] > 0, (totals, _output(run))
+
+
+def test_a_warmup_as_long_as_the_run_stops_it_before_it_starts(tmp_path: Path) -> None:
+    run = _locust(tmp_path, "http://127.0.0.1:9", "--warmup", "10s", run_time="10s")
+
+    assert run.returncode == 2, _output(run)
+    assert "--warmup of 10 s leaves nothing of --run-time (10 s)" in run.stderr, _output(run)
+
+
+def test_a_run_stopped_within_its_warmup_fails(
+    service: ServiceProcess, demo: Path, tmp_path: Path
+) -> None:
+    # No --run-time: the run goes on until Ctrl-C, which comes before the warm-up is over.
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+    command += ["--host", service.url, "--users", "2", "--spawn-rate", "2", "--only-summary"]
+    command += ["--dataset", str(demo), "--p99", "feed=5000,similar=5000,popular=5000"]
+    command += ["--warmup", "60s"]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    run = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    assert run.returncode == 1, _output(run)
+    assert "RESULT: FAIL: the run ended within its 60 s warm-up" in run.stdout, _output(run)
