@@ -126,14 +126,6 @@ class Settings:
     neighbour_cache_mb: int = _setting(
         256, "Memory bound of the in-process neighbour-list cache (0: off)."
     )
-    neighbour_warmup_items: int = _setting(
-        5000,
-        "Neighbour lists of this many popular items loaded before a model version serves, at "
-        "start-up and on a switch (0: none).",
-    )
-    neighbour_warmup_s: float = _setting(
-        10.0, "Time budget of that warm-up; what is not loaded by then is read on demand."
-    )
     model_refresh_s: float = _setting(
         5.0, "How often the active model versions are re-read from ScyllaDB."
     )
@@ -233,11 +225,6 @@ class Settings:
             raise SettingsError(
                 f"{ENV_PREFIX}CATALOG_CACHE_TTL_S must not be negative and "
                 f"{ENV_PREFIX}CATALOG_CACHE_REFRESH_S must be positive"
-            )
-        if self.neighbour_warmup_items < 0 or self.neighbour_warmup_s < 0:
-            raise SettingsError(
-                f"{ENV_PREFIX}NEIGHBOUR_WARMUP_ITEMS and {ENV_PREFIX}NEIGHBOUR_WARMUP_S must not"
-                " be negative"
             )
         if not 0.0 <= self.similar_region_weight <= 1.0:
             raise SettingsError(f"{ENV_PREFIX}SIMILAR_REGION_WEIGHT must be within 0..1")

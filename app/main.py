@@ -42,7 +42,6 @@ from app.sources.base import (
     ModelStore,
 )
 from app.sources.cache import BatchCache
-from app.warmup import NeighbourWarmer
 
 log = logging.getLogger(__name__)
 
@@ -118,20 +117,7 @@ def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any
                 sources = await _remote_sources(settings, metrics, stack)
             else:
                 sources = await _embedded_sources(settings)
-            # Only a cache can be warmed (the embedded backend holds every list in memory).
-            neighbour_cache = sources.caches.get("neighbours")
-            warmer = (
-                NeighbourWarmer(
-                    neighbour_cache,
-                    items=settings.neighbour_warmup_items,
-                    budget_s=settings.neighbour_warmup_s,
-                )
-                if neighbour_cache is not None and settings.neighbour_cache_mb > 0
-                else None
-            )
-            models = ModelTracker(
-                sources.models, refresh_s=settings.model_refresh_s, prepare=warmer
-            )
+            models = ModelTracker(sources.models, refresh_s=settings.model_refresh_s)
             try:
                 await models.refresh()
             except Exception as exc:  # serve 503 until the store answers (readiness says so)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.ranking.page import PopularCandidates, popular_pool
@@ -41,19 +40,9 @@ class ModelSnapshot:
 
 
 class ModelTracker:
-    def __init__(
-        self,
-        store: ModelStore,
-        *,
-        refresh_s: float,
-        prepare: Callable[[ModelSnapshot, ModelSnapshot | None], Awaitable[object]] | None = None,
-    ) -> None:
-        """`prepare(new, current)` runs for each new snapshot before it becomes current (the
-        cache warm-up, `app.warmup`); the current one serves meanwhile, and a failure of it is
-        logged."""
+    def __init__(self, store: ModelStore, *, refresh_s: float) -> None:
         self._store = store
         self._refresh_s = refresh_s
-        self._prepare = prepare
         self.current: ModelSnapshot | None = None
         self.last_error: str | None = None
 
@@ -76,11 +65,6 @@ class ModelTracker:
         else:
             popular = {}
         snapshot = ModelSnapshot(neighbours_version, popular_version, popular)
-        if self._prepare is not None:
-            try:
-                await self._prepare(snapshot, current)
-            except Exception as exc:  # a colder cache, not a version left unserved
-                log.warning("preparing model versions failed", extra={"error": repr(exc)})
         self.current = snapshot  # one reference swap: requests see the old or the new, whole
         log.info(
             "model versions active",

@@ -154,19 +154,6 @@ class BatchCache(Generic[V]):
                     found[key] = value
         return Lookup(found, complete)
 
-    def recent_keys(self, namespace: str, limit: int) -> list[str]:
-        """Up to `limit` keys of `namespace` the cache holds, the most recently used (without a
-        TTL) or loaded (with one) first: the working set, to warm a namespace that follows."""
-        keys: list[str] = []
-        if limit <= 0:
-            return keys
-        for key_namespace, key in reversed(self._entries):
-            if key_namespace == namespace:
-                keys.append(key)
-                if len(keys) == limit:
-                    break
-        return keys
-
     def _start_load(self, namespace: str, keys: list[str]) -> asyncio.Task[Mapping[str, V]]:
         task = asyncio.get_running_loop().create_task(self._load_batch(namespace, keys))
         task.add_done_callback(_retrieve_exception)

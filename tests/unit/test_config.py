@@ -42,8 +42,6 @@ def test_reads_typed_values_from_recs_variables() -> None:
         ({"RECS_MAX_LIMIT": "0"}, "RECS_MAX_LIMIT"),
         ({"RECS_CATALOG_CACHE_REFRESH_S": "0"}, "RECS_CATALOG_CACHE_REFRESH_S"),
         ({"RECS_CATALOG_CACHE_TTL_S": "-1"}, "RECS_CATALOG_CACHE_TTL_S"),
-        ({"RECS_NEIGHBOUR_WARMUP_ITEMS": "-1"}, "RECS_NEIGHBOUR_WARMUP_ITEMS"),
-        ({"RECS_NEIGHBOUR_WARMUP_S": "-0.5"}, "RECS_NEIGHBOUR_WARMUP_S"),
     ],
 )
 def test_bad_settings_refuse_to_start_naming_the_variable(
