@@ -63,29 +63,25 @@ def service(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     service.stop()
 
 
+def _locust_command(host: str, *args: str, run_time: str | None = RUN_TIME) -> list[str]:
+    """Locust headless against `host`; without a run time it runs until interrupted."""
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+    command += ["--host", host, "--users", SIMULATED_USERS, "--spawn-rate", SIMULATED_USERS]
+    if run_time is not None:
+        command += ["--run-time", run_time]
+    return [*command, "--only-summary", *args]
+
+
 def _locust(
     cwd: Path, host: str, *args: str, run_time: str = RUN_TIME
 ) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--host",
-        host,
-        "--users",
-        SIMULATED_USERS,
-        "--spawn-rate",
-        SIMULATED_USERS,
-        "--run-time",
-        run_time,
-        "--only-summary",
-        *args,
-    ]
     return subprocess.run(
-        command, cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=60
+        _locust_command(host, *args, run_time=run_time),
+        cwd=cwd,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -172,13 +168,22 @@ def test_a_run_missing_its_p99_target_fails(
     assert "RESULT: FAIL: feed p99" in run.stdout, _output(run)
 
 
-def test_a_p99_target_for_an_unknown_endpoint_stops_the_run_before_it_starts(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("args", "run_time", "message"),
+    [
+        (("--p99", "fead=40"), "30s", "unknown endpoints ['fead']"),
+        (("--warmup", "10s"), "10s", "--warmup of 10 s leaves nothing of --run-time (10 s)"),
+    ],
+    ids=["p99 for an unknown endpoint", "warm-up as long as the run"],
+)
+def test_a_bad_option_stops_the_run_before_it_starts(
+    tmp_path: Path, args: tuple[str, ...], run_time: str, message: str
 ) -> None:
-    run = _locust(tmp_path, "http://127.0.0.1:9", "--p99", "fead=40", run_time="30s")
+    # Port 9: nothing answers there, and nothing is asked.
+    run = _locust(tmp_path, "http://127.0.0.1:9", *args, run_time=run_time)
 
     assert run.returncode == 2, _output(run)
-    assert "unknown endpoints ['fead']" in run.stderr, _output(run)
+    assert message in run.stderr, _output(run)
 
 
 def test_a_warmup_leaves_the_first_seconds_out_of_the_verdict_and_the_reports(
@@ -216,21 +221,20 @@ def test_a_warmup_leaves_the_first_seconds_out_of_the_verdict_and_the_reports(
     assert int(table["all"][0]) == totals[-1] > 0, (totals, _output(run))
 
 
-def test_a_warmup_as_long_as_the_run_stops_it_before_it_starts(tmp_path: Path) -> None:
-    run = _locust(tmp_path, "http://127.0.0.1:9", "--warmup", "10s", run_time="10s")
-
-    assert run.returncode == 2, _output(run)
-    assert "--warmup of 10 s leaves nothing of --run-time (10 s)" in run.stderr, _output(run)
-
-
 def test_a_run_stopped_within_its_warmup_fails(
     service: ServiceProcess, demo: Path, tmp_path: Path
 ) -> None:
     # No --run-time: the run goes on until Ctrl-C, which comes before the warm-up is over.
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
-    command += ["--host", service.url, "--users", "2", "--spawn-rate", "2", "--only-summary"]
-    command += ["--dataset", str(demo), "--p99", "feed=5000,similar=5000,popular=5000"]
-    command += ["--warmup", "60s"]
+    command = _locust_command(
+        service.url,
+        "--dataset",
+        str(demo),
+        "--p99",
+        "feed=5000,similar=5000,popular=5000",
+        "--warmup",
+        "60s",
+        run_time=None,
+    )
     process = subprocess.Popen(
         command,
         cwd=tmp_path,
