@@ -285,9 +285,11 @@ def _header(run: BenchRun) -> list[str]:
         "processes on the box taking the CPU from it), and how busy the whole box was.",
         "- Ablations run their variants side by side (all started, measured one after the "
         "other): each one's saturation, then all at the same offered load, 70 % of the "
-        "smallest saturation among them. Ratios in the text are from one run: read them "
-        "with the box's noise in mind (load average, box CPU busy and loop lag are in every "
-        "table); CPU time per request is the steadiest number.",
+        "smallest saturation among them, each warmed up again right before its run (so "
+        "that no variant's cache entries aged while the others were measured). Ratios in "
+        "the text are from one run: read them with the box's noise in mind (load average, "
+        "box CPU busy and loop lag are in every table); CPU time per request is the "
+        "steadiest number.",
     ]
 
 
