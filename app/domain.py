@@ -19,12 +19,31 @@ MAX_ID_LENGTH: Final = 64
 ID_CHARSET_DESCRIPTION: Final = "1 to 64 characters from A-Z a-z 0-9 and _ . : -"
 _ID_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
-# 2000-01-01T00:00:00Z: no interaction in this marketplace predates it.
+# Categories and regions: free text as catalogs write it ("Children's", "São Paulo"). They
+# name popular-list segments and API filters, so no control character, line separator or
+# lone surrogate (invalid UTF-8), and not blank. The API documents this very pattern, so a
+# client generated from the document and the server agree on every value.
+MAX_LABEL_LENGTH: Final = 128
+LABEL_DESCRIPTION: Final = "1 to 128 characters, no control characters, not only spaces"
+_LABEL_CHAR: Final = r"\x00-\x1f\x7f-\x9f\u2028\u2029"  # refused anywhere
+LABEL_PATTERN: Final = rf"^[^{_LABEL_CHAR}]*[^\s{_LABEL_CHAR}][^{_LABEL_CHAR}]*$"
+_LABEL_RE: Final = re.compile(LABEL_PATTERN)
+
+# The live events endpoint's lower bound (2000-01-01T00:00:00Z): a live event older than
+# this is a client bug. Files (logs, model builds) accept any ts_ms >= 0.
 MIN_TS_MS: Final = 946_684_800_000
 
 
 def is_valid_id(value: str) -> bool:
     return _ID_RE.fullmatch(value) is not None
+
+
+def is_valid_label(value: str) -> bool:
+    """A category or region name: text in any script (LABEL_PATTERN), valid UTF-8."""
+    if len(value) > MAX_LABEL_LENGTH or _LABEL_RE.match(value) is None:
+        return False
+    # A file's invalid UTF-8 is read as lone surrogates; a URL's is already replaced.
+    return value.isascii() or not any("\ud800" <= char <= "\udfff" for char in value)
 
 
 class EventType(StrEnum):
@@ -52,6 +71,11 @@ DEFAULT_EVENT_WEIGHTS: Final[Mapping[EventType, float]] = MappingProxyType(
 )
 
 
+# Recency decay (`0.5 ** (age / half_life)`) stops at this many half-lives: an old interaction
+# keeps a floor weight instead of underflowing to zero, in the feed and in the builders alike.
+MAX_HALF_LIVES: Final = 64.0
+
+
 @dataclass(frozen=True, slots=True)
 class Interaction:
     """One thing a user did: the unit the feed reads and the events endpoint writes."""
@@ -74,7 +98,7 @@ class CatalogItem:
     active: bool = True
 
 
-# Popular-list segments: `global`, `category:<name>` or `region:<name>`.
+# Popular-list segments: `global`, `category:<label>` or `region:<label>`.
 GLOBAL_SEGMENT: Final = "global"
 
 
@@ -90,7 +114,7 @@ def is_valid_segment(segment: str) -> bool:
     if segment == GLOBAL_SEGMENT:
         return True
     kind, sep, name = segment.partition(":")
-    return bool(sep) and kind in ("category", "region") and is_valid_id(name)
+    return bool(sep) and kind in ("category", "region") and is_valid_label(name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ same models. Responses are dataclasses serialized by orjson.
 # run time, and the parameter models are built inside build_router from the settings.
 import dataclasses
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 from starlette.responses import PlainTextResponse, Response
 
 from app.api.auth import key_checker
@@ -23,7 +23,17 @@ from app.api.events import EventBatch, EventsResult, validate
 from app.api.params import RouteParams, openapi_parameters, parse_params
 from app.api.serialization import json_response, page_response
 from app.config import Settings
-from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, Event, WriteOutcome, is_valid_id
+from app.domain import (
+    ID_CHARSET_DESCRIPTION,
+    LABEL_DESCRIPTION,
+    LABEL_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_LABEL_LENGTH,
+    Event,
+    WriteOutcome,
+    is_valid_id,
+    is_valid_label,
+)
 from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
 from app.results import RecommendationPage
 from app.sources.base import InteractionStore
@@ -62,12 +72,42 @@ def _id_field(
     )
 
 
+def _label(value: str) -> str:
+    if not is_valid_label(value):
+        raise ValueError(f"must be {LABEL_DESCRIPTION}")
+    return value
+
+
+# The document states the exact rule (LABEL_PATTERN) on the string itself, where generated
+# clients and fuzzers look for it; the validator says what is wrong in words.
+Label = Annotated[
+    str,
+    AfterValidator(_label),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_LABEL_LENGTH,
+            "pattern": LABEL_PATTERN,
+        }
+    ),
+]
+
+
+def _label_field(description: str, example: str) -> Any:
+    return Field(
+        None,
+        description=f"{description} Free text ({LABEL_DESCRIPTION}), URL-encoded.",
+        examples=[example],
+    )
+
+
 def _category_field() -> Any:
-    return _id_field("category", "Only items of this category.", example="bikes")
+    return _label_field("Only items of this category.", "Home & Garden")
 
 
 def _region_field(description: str = "Only items of this region.") -> Any:
-    return _id_field("region", description, example="berlin")
+    return _label_field(description, "São Paulo")
 
 
 def _limit_field(settings: Settings) -> Any:
@@ -156,8 +196,8 @@ def build_router(settings: Settings) -> APIRouter:
     class FeedParams(RouteParams):
         user_id: str = _id_field("user", required=True)
         limit: int = _limit_field(settings)
-        category: str | None = _category_field()
-        region: str | None = _region_field()
+        category: Label | None = _category_field()
+        region: Label | None = _region_field()
         exclude: str | None = _exclude_field(settings)
         cursor: str | None = _cursor_field(settings)
 
@@ -166,12 +206,14 @@ def build_router(settings: Settings) -> APIRouter:
         limit: int = _limit_field(settings)
         exclude: str | None = _exclude_field(settings)
         user_id: str | None = _id_field("user", "Drop the items this user already interacted with.")
-        region: str | None = _region_field("Rerank: blend similarity with a match of this region.")
+        region: Label | None = _region_field(
+            "Rerank: blend similarity with a match of this region."
+        )
 
     class PopularParams(RouteParams):
         limit: int = _limit_field(settings)
-        category: str | None = _category_field()
-        region: str | None = _region_field()
+        category: Label | None = _category_field()
+        region: Label | None = _region_field()
 
     feed_path = "/v1/users/{user_id}/recommendations"
     similar_path = "/v1/items/{item_id}/similar"

@@ -13,10 +13,12 @@ suffix or the gzip magic bytes). CSV files need a header row; columns are found 
 name, in any order, and extra columns are ignored. Blank lines are ignored.
 
 Validation follows `app.domain`: ids obey `is_valid_id`, segments `is_valid_segment`,
-event types are `EventType` values, `ts_ms` is an integer >= `MIN_TS_MS`, scores are
+event types are `EventType` values, `ts_ms` is an integer of epoch milliseconds >= 0
+(a log from 1970 on; the live events endpoint has its own, stricter rule), scores are
 finite decimal numbers (`1.5`, `-2`, `3e-4`; not `nan`, `inf` or `1_0`), and a
-neighbour never points to itself. In the catalog, `category`, `region` and `seller_id`
-must be valid ids too: they become segment names and lookup keys.
+neighbour never points to itself. In the catalog, `seller_id` must be a valid id (a
+lookup key), and `category` and `region` valid labels (`is_valid_label`: free text such
+as "Children's" or "São Paulo"): they name segments and filters.
 
 A malformed row raises `FormatError(path, line, reason)`, `line` being the 1-based
 physical line (the CSV header is line 1). With `skip_invalid=True` the row is skipped
@@ -59,11 +61,12 @@ import orjson
 
 from app.domain import (
     ID_CHARSET_DESCRIPTION,
+    LABEL_DESCRIPTION,
     MAX_ID_LENGTH,
-    MIN_TS_MS,
     CatalogItem,
     EventType,
     is_valid_id,
+    is_valid_label,
     is_valid_segment,
 )
 
@@ -72,6 +75,7 @@ __all__ = [
     "NEIGHBOUR_COLUMNS",
     "POPULAR_COLUMNS",
     "FormatError",
+    "InteractionLog",
     "InteractionRow",
     "NeighbourRow",
     "PathLike",
@@ -116,7 +120,8 @@ _ID: Final = rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_LENGTH}}}"
 _NUMBER: Final = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _INTEGER: Final = r"[0-9]{1,18}"
 _EVENT: Final = "|".join(re.escape(e.value) for e in EventType)
-_SEGMENT: Final = rf"global|(?:category|region):{_ID}"
+# A superset of valid segments: the fast loop checks each distinct one with is_valid_segment.
+_SEGMENT: Final = r'global|(?:category|region):[^,\r\n"]+'
 _OTHER: Final = r'[^,\r\n"]*'
 _NUMBER_RE: Final = re.compile(_NUMBER)
 _INTEGER_RE: Final = re.compile(_INTEGER)
@@ -220,7 +225,8 @@ def _parse_popular(fields: Sequence[str]) -> PopularRow:
     segment = fields[0]
     if not is_valid_segment(segment):
         raise _Invalid(
-            f"segment must be 'global', 'category:<name>' or 'region:<name>': {_show(segment)}"
+            "segment must be 'global', 'category:<label>' or 'region:<label>' "
+            f"(a label: {LABEL_DESCRIPTION}): {_show(segment)}"
         )
     return segment, _check_id("item_id", fields[1]), _check_score(fields[2])
 
@@ -234,10 +240,7 @@ def _parse_interaction(fields: Sequence[str]) -> InteractionRow:
     raw_ts = fields[3]
     if _INTEGER_RE.fullmatch(raw_ts) is None:
         raise _Invalid(f"ts_ms is not an integer of epoch milliseconds: {_show(raw_ts)}")
-    ts_ms = int(raw_ts)
-    if ts_ms < MIN_TS_MS:
-        raise _Invalid(f"ts_ms is before 2000-01-01 ({MIN_TS_MS}): {ts_ms}")
-    return user_id, item_id, event_type, ts_ms
+    return user_id, item_id, event_type, int(raw_ts)
 
 
 # --- Opening files -----------------------------------------------------------------------
@@ -442,11 +445,13 @@ def read_popular(
     rejects = _Rejects(path, skip_invalid, stats)
     isfinite = math.isfinite
     fragments = (_SEGMENT, _ID, _NUMBER)
+    segments: set[str] = set()  # checked once each: a segment names hundreds of rows
     for block in _csv_blocks(path, POPULAR_COLUMNS, fragments, rejects):
         for row in block.rows:
             segment, item_id, raw_score = row
             score = float(raw_score)
-            if isfinite(score):
+            if isfinite(score) and (segment in segments or is_valid_segment(segment)):
+                segments.add(segment)
                 yield segment, item_id, score
                 continue
             try:
@@ -472,18 +477,9 @@ def read_interactions(
     event_types = _EVENT_TYPES
     fragments = (_ID, _ID, _EVENT, _INTEGER)
     for block in _csv_blocks(path, INTERACTION_COLUMNS, fragments, rejects):
-        for row in block.rows:
-            user_id, item_id, event_name, raw_ts = row
-            ts_ms = int(raw_ts)
-            if ts_ms >= MIN_TS_MS:
-                yield user_id, item_id, event_types[event_name], ts_ms
-                continue
-            try:
-                parsed = _parse_interaction(row)
-            except _Invalid as exc:
-                rejects.reject(block.line_of(row), exc.reason)
-                continue
-            yield parsed
+        # The regex checked every field: ids, event type, ts_ms as 1 to 18 digits.
+        for user_id, item_id, event_name, raw_ts in block.rows:
+            yield user_id, item_id, event_types[event_name], int(raw_ts)
         for line, fields in block.records:
             try:
                 parsed = _parse_interaction(fields)
@@ -491,6 +487,20 @@ def read_interactions(
                 rejects.reject(line, exc.reason)
                 continue
             yield parsed
+
+
+class InteractionLog:
+    """An interactions file as rows that can be read more than once: each `iter()` reads
+    the file again (builders with recency take two passes). `stats` are the last pass's."""
+
+    def __init__(self, path: PathLike, *, skip_invalid: bool = False) -> None:
+        self.path = path
+        self.skip_invalid = skip_invalid
+        self.stats = ReadStats()
+
+    def __iter__(self) -> Iterator[InteractionRow]:
+        self.stats = ReadStats()
+        return read_interactions(self.path, skip_invalid=self.skip_invalid, stats=self.stats)
 
 
 # --- Catalog JSONL -----------------------------------------------------------------------
@@ -506,13 +516,25 @@ _JSON_TYPES: Final = {
 }
 
 
-def _optional_str(obj: dict[str, Any], name: str, *, is_id: bool) -> str | None:
+def _optional_str(obj: dict[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise _Invalid(f"{name} must be a string, got {_JSON_TYPES.get(type(value), '?')}")
-    return _check_id(name, value) if is_id else value
+    return value
+
+
+def _optional_id(obj: dict[str, Any], name: str) -> str | None:
+    value = _optional_str(obj, name)
+    return None if value is None else _check_id(name, value)
+
+
+def _optional_label(obj: dict[str, Any], name: str) -> str | None:
+    value = _optional_str(obj, name)
+    if value is not None and not is_valid_label(value):
+        raise _Invalid(f"{name} is not a valid label ({LABEL_DESCRIPTION}): {_show(value)}")
+    return value
 
 
 def _parse_catalog_line(data: bytes) -> CatalogItem:
@@ -524,7 +546,7 @@ def _parse_catalog_line(data: bytes) -> CatalogItem:
         raise _Invalid(f"expected a JSON object, got {_JSON_TYPES.get(type(obj), '?')}")
     if obj.get("item_id") is None:
         raise _Invalid("missing item_id")
-    item_id = _optional_str(obj, "item_id", is_id=True)
+    item_id = _optional_id(obj, "item_id")
     assert item_id is not None
     price = obj.get("price")
     if price is not None:
@@ -540,11 +562,11 @@ def _parse_catalog_line(data: bytes) -> CatalogItem:
         raise _Invalid(f"active must be true or false: {_show(active)}")
     return CatalogItem(
         item_id=item_id,
-        title=_optional_str(obj, "title", is_id=False),
-        category=_optional_str(obj, "category", is_id=True),
+        title=_optional_str(obj, "title"),
+        category=_optional_label(obj, "category"),
         price=price,
-        region=_optional_str(obj, "region", is_id=True),
-        seller_id=_optional_str(obj, "seller_id", is_id=True),
+        region=_optional_label(obj, "region"),
+        seller_id=_optional_id(obj, "seller_id"),
         active=active,
     )
 
@@ -617,6 +639,13 @@ def _score_lines(rows: Iterable[tuple[str, str, float]]) -> Iterator[str]:
     return (f"{a},{b},{score:.6g}\n" for a, b, score in rows)
 
 
+def _csv_field(value: str) -> str:
+    """A field quoted only when it must be (a label may hold a comma or a quote)."""
+    if "," in value or '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def write_neighbours(path: PathLike, rows: Iterable[NeighbourRow]) -> int:
     """Writes `(item_id, similar_item_id, score)` rows; returns how many."""
     header = ",".join(NEIGHBOUR_COLUMNS) + "\n"
@@ -626,7 +655,8 @@ def write_neighbours(path: PathLike, rows: Iterable[NeighbourRow]) -> int:
 def write_popular(path: PathLike, rows: Iterable[PopularRow]) -> int:
     """Writes `(segment, item_id, score)` rows; returns how many."""
     header = ",".join(POPULAR_COLUMNS) + "\n"
-    return _write_lines(path, header, _score_lines(rows))
+    quoted = ((_csv_field(segment), item_id, score) for segment, item_id, score in rows)
+    return _write_lines(path, header, _score_lines(quoted))
 
 
 def write_interactions(path: PathLike, rows: Iterable[tuple[str, str, str, int]]) -> int:

@@ -60,6 +60,34 @@ def test_interactions_round_trip_yields_event_types(tmp_path: Path, name: str) -
     assert all(type(row[2]) is EventType for row in got)
 
 
+@pytest.mark.parametrize("name", ["p.csv", "p.csv.gz"])
+def test_popular_segments_are_free_text_labels(tmp_path: Path, name: str) -> None:
+    rows = [
+        ("category:Children's", "a", 3.0),
+        ("category:Home & Garden, Outdoor", "b", 2.0),
+        ('region:São Paulo "centro"', "c", 1.0),
+        ("category:" + "é" * 128, "d", 0.5),
+    ]
+    write_popular(tmp_path / name, rows)
+    assert list(read_popular(tmp_path / name)) == rows
+
+
+def test_catalog_categories_and_regions_are_free_text_labels(tmp_path: Path) -> None:
+    items = [
+        CatalogItem("m1", "Toy Story", "Children's", region="São Paulo"),
+        CatalogItem("m2", category="Home & Garden", region="Zürich, Altstadt"),
+    ]
+    write_catalog(tmp_path / "c.jsonl", items)
+    assert list(read_catalog(tmp_path / "c.jsonl")) == items
+
+
+def test_interaction_logs_from_1970_on_are_read(tmp_path: Path) -> None:
+    movielens_1997 = 874_724_710_000
+    rows = [("u", "a", EventType.VIEW, 0), ("u", "b", EventType.VIEW, movielens_1997)]
+    write_interactions(tmp_path / "i.csv", rows)
+    assert list(read_interactions(tmp_path / "i.csv")) == rows
+
+
 def test_interactions_writer_takes_plain_event_names(tmp_path: Path) -> None:
     write_interactions(tmp_path / "i.csv", [("u1", "a", "add_to_cart", TS)])
     assert (
@@ -187,12 +215,13 @@ BAD_ROWS = [
     (read_neighbours, NEIGHBOURS + "a,b,1e999\n", 2, "score is not finite: '1e999'"),
     (read_neighbours, NEIGHBOURS + "a,a,1\n", 2, "item_id equals similar_item_id: 'a'"),
     (read_neighbours, NEIGHBOURS + "a,b\n", 2, "row has 2 fields, the header has 3"),
-    (read_popular, POPULAR + "top,a,1\n", 2, "segment must be 'global', 'category:<name>'"),
+    (read_popular, POPULAR + "top,a,1\n", 2, "segment must be 'global', 'category:<label>'"),
     (read_popular, POPULAR + "category:,a,1\n", 2, "segment must be"),
+    (read_popular, POPULAR + "category: \t ,a,1\n", 2, "segment must be"),
+    (read_popular, POPULAR + "region:" + "x" * 129 + ",a,1\n", 2, "1 to 128 characters"),
     (read_popular, POPULAR + "global,a,inf\n", 2, "score is not a number: 'inf'"),
     (read_interactions, INTERACTIONS + f"u,a,click,{TS}\n", 2, "unknown event_type 'click'"),
     (read_interactions, INTERACTIONS + f"u,a,VIEW,{TS}\n", 2, "unknown event_type 'VIEW'"),
-    (read_interactions, INTERACTIONS + "u,a,view,946684799999\n", 2, "ts_ms is before 2000-01-01"),
     (read_interactions, INTERACTIONS + "u,a,view,1.7e12\n", 2, "ts_ms is not an integer"),
     (read_interactions, INTERACTIONS + "u,a,view,-5\n", 2, "ts_ms is not an integer"),
     (read_interactions, INTERACTIONS + f"u:1,,view,{TS}\n", 2, "item_id is not a valid id"),
@@ -243,7 +272,9 @@ BAD_CATALOG_LINES = [
     ('{"item_id": "a", "price": "10"}', "price must be a number, got a string"),
     ('{"item_id": "a", "price": true}', "price must be a number, got a boolean"),
     ('{"item_id": "a", "active": "yes"}', "active must be true or false: 'yes'"),
-    ('{"item_id": "a", "category": "home & garden"}', "category is not a valid id"),
+    ('{"item_id": "a", "category": "  "}', "category is not a valid label"),
+    ('{"item_id": "a", "region": "a\\u0000b"}', "region is not a valid label"),
+    ('{"item_id": "a", "seller_id": "shop 1"}', "seller_id is not a valid id"),
     ('{"item_id": "a", "region": 7}', "region must be a string, got a number"),
     ('{"item_id": "a", "title": ["x"]}', "title must be a string, got an array"),
 ]
@@ -284,7 +315,7 @@ def test_missing_file_is_not_a_format_error(tmp_path: Path) -> None:
 
 
 def test_skip_invalid_yields_the_good_rows_and_counts_the_bad(tmp_path: Path) -> None:
-    text = INTERACTIONS + f"u,a,view,{TS}\nu,a,click,{TS}\n\nu,b,view,5\nu,b,purchase,{TS}\nu,c\n"
+    text = INTERACTIONS + f"u,a,view,{TS}\nu,a,click,{TS}\n\nu,b,view,-5\nu,b,purchase,{TS}\nu,c\n"
     path = put(tmp_path / "i.csv", text)
     stats = ReadStats()
     rows = list(read_interactions(path, skip_invalid=True, stats=stats))
