@@ -1,6 +1,6 @@
 """`recs build ...` and `recs demo ...`: offline work on files, plus loading the demo.
 
-recs build neighbours INTERACTIONS OUT     co-occurrence neighbours (CSV)
+recs build neighbours INTERACTIONS OUT     neighbours (CSV): co-occurrence or learned
 recs build popular INTERACTIONS CATALOG OUT
 recs demo generate [--out DIR]             the seeded demo marketplace
 recs demo ensure [--out DIR]               generate it unless it is already there
@@ -10,8 +10,10 @@ recs demo load [--data DIR]                schema + all four files into the conf
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from app.config import Settings
 
 DEFAULT_DEMO_DIR = Path("data/demo")
 DAY_MS = 86_400_000
+# Chosen by `recs evaluate` on the demo and on MovieLens-100k (docs/quality.md).
+DEFAULT_METHOD = "cooccurrence"
 
 
 def add_offline_commands(commands: Any) -> None:
@@ -28,19 +32,14 @@ def add_offline_commands(commands: Any) -> None:
     )
     neighbours = build.add_parser(
         "neighbours",
-        help="item-to-item neighbours from co-occurrence within user sessions",
-        description="Streams the interaction log: items consumed together within a session "
-        "window become neighbours, weighted by event type and recency, cosine-normalized.",
+        help="item-to-item neighbours: co-occurrence in each user's sequence, or learned vectors",
+        description="Streams the interaction log: items a user consumed near each other become "
+        "neighbours (--method cooccurrence), or items close in a learned factorisation "
+        "(--method als|bpr). docs/quality.md compares them.",
     )
     neighbours.add_argument("interactions", type=Path, help="interactions CSV[.gz]")
     neighbours.add_argument("out", type=Path, help="neighbours CSV to write (.gz to compress)")
-    neighbours.add_argument("--top-k", type=int, default=50, help="neighbours per item")
-    neighbours.add_argument(
-        "--session-gap-minutes", type=float, default=30, help="a longer pause starts a session"
-    )
-    neighbours.add_argument(
-        "--half-life-days", type=float, default=14, help="recency half-life of a pair's weight"
-    )
+    add_neighbour_options(neighbours)
     neighbours.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
     neighbours.set_defaults(handler=_build_neighbours)
 
@@ -51,7 +50,11 @@ def add_offline_commands(commands: Any) -> None:
     popular.add_argument("catalog", type=Path, help="catalog JSONL (categories, regions, active)")
     popular.add_argument("out", type=Path, help="popular CSV to write")
     popular.add_argument("--top-n", type=int, default=200, help="items per segment")
-    popular.add_argument("--half-life-days", type=float, default=14, help="recency half-life")
+    popular.add_argument(
+        "--half-life-days",
+        type=float,
+        help="recency half-life before the log's newest event (default: no decay)",
+    )
     popular.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
     popular.set_defaults(handler=_build_popular)
 
@@ -75,34 +78,111 @@ def add_offline_commands(commands: Any) -> None:
     load.set_defaults(handler=_demo_load)
 
 
-def _build_neighbours(args: argparse.Namespace, _: Settings) -> int:
-    from app.offline.cooccurrence import CooccurrenceConfig, build_neighbours_file
+def add_neighbour_options(parser: argparse.ArgumentParser) -> None:
+    """The neighbour builder's options (`recs build neighbours`, `recs evaluate --build`)."""
+    from app.offline.cooccurrence import CooccurrenceConfig
+    from app.offline.factorization import FactorizationConfig
+
+    cooc = CooccurrenceConfig()
+    learned = FactorizationConfig()
+    parser.add_argument(
+        "--method",
+        choices=("cooccurrence", "als", "bpr"),
+        default=DEFAULT_METHOD,
+        help=f"how neighbours are found (default {DEFAULT_METHOD})",
+    )
+    parser.add_argument("--top-k", type=int, default=cooc.k, help="neighbours per item")
+    parser.add_argument(
+        "--half-life-days",
+        type=float,
+        help="recency half-life before each user's newest event (default: no decay)",
+    )
+    group = parser.add_argument_group("cooccurrence")
+    group.add_argument("--window", type=int, default=cooc.window, help="previous items paired")
+    group.add_argument(
+        "--window-decay", type=float, default=cooc.window_decay, help="weight per step back"
+    )
+    group.add_argument(
+        "--alpha",
+        type=float,
+        default=cooc.alpha,
+        help="normalisation: 0.5 cosine, 1 P(neighbour | item) (favours popular ones)",
+    )
+    group.add_argument("--shrinkage", type=float, default=cooc.shrinkage, help="damps rare pairs")
+    group.add_argument(
+        "--session-gap-minutes",
+        type=float,
+        help="a longer pause empties the window (default: the window spans visits)",
+    )
+    group = parser.add_argument_group("als, bpr")
+    group.add_argument("--factors", type=int, default=learned.factors, help="vector size")
+    group.add_argument("--regularization", type=float, default=learned.regularization)
+    group.add_argument("--iterations", type=int, default=learned.iterations)
+    group.add_argument(
+        "--confidence", type=float, default=learned.alpha, help="ALS confidence per event weight"
+    )
+    group.add_argument("--learning-rate", type=float, default=learned.learning_rate, help="BPR")
+    group.add_argument("--seed", type=int, default=learned.seed)
+
+
+def weighting_of(args: argparse.Namespace) -> Any:
     from app.offline.weighting import Weighting
 
-    config = CooccurrenceConfig(
-        k=args.top_k,
-        session_gap_ms=int(args.session_gap_minutes * 60_000),
-        weighting=Weighting(half_life_ms=args.half_life_days * DAY_MS),
+    days = args.half_life_days
+    return Weighting(half_life_ms=None if days is None else days * DAY_MS)
+
+
+def neighbour_builder(args: argparse.Namespace) -> Callable[[Iterable[Any]], Any]:
+    """rows → neighbour lists, as the options say."""
+    if args.method == "cooccurrence":
+        from app.offline.cooccurrence import CooccurrenceConfig, build_neighbours
+
+        gap = args.session_gap_minutes
+        config = CooccurrenceConfig(
+            k=args.top_k,
+            window=args.window,
+            window_decay=args.window_decay,
+            alpha=args.alpha,
+            shrinkage=args.shrinkage,
+            session_gap_ms=None if gap is None else int(gap * 60_000),
+            weighting=weighting_of(args),
+        )
+        return functools.partial(build_neighbours, config=config)
+    from app.offline.factorization import FactorizationConfig, factor_neighbours
+
+    learned = FactorizationConfig(
+        method=args.method,
+        factors=args.factors,
+        regularization=args.regularization,
+        iterations=args.iterations,
+        alpha=args.confidence,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        weighting=weighting_of(args),
     )
+    return functools.partial(factor_neighbours, config=learned, k=args.top_k)
+
+
+def _build_neighbours(args: argparse.Namespace, _: Settings) -> int:
+    from app.offline.cooccurrence import write_neighbours_csv
+    from app.offline.formats import InteractionLog
+
+    build = neighbour_builder(args)
     started = time.perf_counter()
-    result = build_neighbours_file(
-        args.interactions, args.out, config, skip_invalid=args.skip_invalid
-    )
+    log = InteractionLog(args.interactions, skip_invalid=args.skip_invalid)
+    written = write_neighbours_csv(args.out, build(log))
     print(
-        f"neighbours: {result.read.rows_ok} interactions -> {result.rows_written} rows in "
+        f"neighbours ({args.method}): {log.stats.rows_ok} interactions -> {written} rows in "
         f"{args.out} ({time.perf_counter() - started:.1f} s)"
     )
-    report_skipped(args.interactions, result.read)
+    report_skipped(args.interactions, log.stats)
     return 0
 
 
 def _build_popular(args: argparse.Namespace, _: Settings) -> int:
     from app.offline.popular import PopularConfig, build_popular_file
-    from app.offline.weighting import Weighting
 
-    config = PopularConfig(
-        top_n=args.top_n, weighting=Weighting(half_life_ms=args.half_life_days * DAY_MS)
-    )
+    config = PopularConfig(top_n=args.top_n, weighting=weighting_of(args))
     started = time.perf_counter()
     result = build_popular_file(
         args.interactions, args.catalog, args.out, config, skip_invalid=args.skip_invalid
@@ -125,10 +205,17 @@ def _demo_generate(args: argparse.Namespace, _: Settings) -> int:
 
 
 def _demo_ensure(args: argparse.Namespace, settings: Settings) -> int:
+    from app.offline.demo import DEMO_FORMAT
+
     manifest = args.out / "manifest.json"
     if manifest.is_file():
         parameters = json.loads(manifest.read_text())["parameters"]
-        wanted = {"items": args.items, "users": args.users, "seed": args.seed}
+        wanted = {
+            "items": args.items,
+            "users": args.users,
+            "seed": args.seed,
+            "format": DEMO_FORMAT,
+        }
         if all(parameters.get(key) == value for key, value in wanted.items()):
             print(f"demo in {args.out}: present")
             return 0

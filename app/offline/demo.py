@@ -56,11 +56,7 @@ import orjson
 
 from app.domain import CatalogItem, EventType
 from app.offline._gc import paused_gc
-from app.offline.cooccurrence import (
-    CooccurrenceBuilder,
-    CooccurrenceConfig,
-    write_neighbours_csv,
-)
+from app.offline.cooccurrence import CooccurrenceConfig, build_neighbours, write_neighbours_csv
 from app.offline.formats import InteractionRow, PathLike, write_catalog, write_interactions
 from app.offline.popular import item_popularity, popular_lists, write_popular_csv
 from app.offline.weighting import DAY_MS
@@ -70,14 +66,19 @@ __all__ = [
     "DEFAULT_NOW_MS",
     "DEFAULT_SEED",
     "DEFAULT_USERS",
+    "DEMO_FORMAT",
     "DemoManifest",
     "generate_demo",
+    "kind_of",
     "main",
 ]
 
 DEFAULT_ITEMS: Final = 50_000
 DEFAULT_USERS: Final = 10_000
 DEFAULT_SEED: Final = 42
+# Bumped when the generator or the builders' defaults change: `recs demo ensure` then
+# generates the dataset again.
+DEMO_FORMAT: Final = 2
 DEFAULT_NOW_MS: Final = 1_793_491_200_000
 """2026-11-01T00:00:00Z: fixed, so the demo does not change with the day it is built."""
 
@@ -248,6 +249,15 @@ _CATEGORIES: Final = (
     ),
 )
 CATEGORY_NAMES: Final = tuple(category.name for category in _CATEGORIES)
+_KINDS: Final = {category.name: category.kinds for category in _CATEGORIES}
+
+
+def kind_of(title: str, category: str) -> str | None:
+    """The kind of item a demo title names ("Foldable Oakline sofa" → "sofa"): sessions are
+    built around one kind, so an analysis of the demo can recover them."""
+    matches = [kind for kind in _KINDS.get(category, ()) if title.endswith(" " + kind)]
+    return max(matches, key=len, default=None)
+
 
 # Largest market first: region weights are Zipf (s = 0.7) over this order.
 REGION_NAMES: Final = (
@@ -450,7 +460,7 @@ class DemoManifest:
     """What `generate_demo` wrote: also saved as `manifest.json`."""
 
     out_dir: Path
-    parameters: dict[str, int | float]
+    parameters: dict[str, int | float | None]
     counts: dict[str, int]
     files: dict[str, dict[str, int]]
     """file name → {"rows": ..., "bytes": ...}"""
@@ -505,9 +515,7 @@ def _generate_demo(
     # Both builders read the rows just written from memory: the same rows the files hold
     # (the tests check that building from the files gives the same bytes).
     cooccurrence = CooccurrenceConfig(k=NEIGHBOURS_K)
-    builder = CooccurrenceBuilder(cooccurrence)
-    builder.add(interactions)
-    neighbours = builder.result()
+    neighbours = build_neighbours(interactions, cooccurrence)
     neighbour_rows = write_neighbours_csv(out / NEIGHBOURS_FILE, neighbours)
     lap("neighbours")
     catalog = {item.item_id: item for item in market.catalog}
@@ -531,10 +539,13 @@ def _generate_demo(
             "now_ms": now_ms,
             "history_days": HISTORY_DAYS,
             "zipf_s": ZIPF_S,
+            "format": DEMO_FORMAT,
             "neighbours_k": cooccurrence.k,
             "session_gap_ms": cooccurrence.session_gap_ms,
             "window": cooccurrence.window,
-            "half_life_ms": cooccurrence.weighting.half_life_ms or 0,
+            "window_decay": cooccurrence.window_decay,
+            "alpha": cooccurrence.alpha,
+            "half_life_ms": cooccurrence.weighting.half_life_ms,
             "popular_top_n": POPULAR_TOP_N,
         },
         counts={

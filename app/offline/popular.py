@@ -1,19 +1,19 @@
-"""Popular lists per segment: recency-decayed, event-weighted interaction counts.
+"""Popular lists per segment: event-weighted interaction counts.
 
 An item's popularity is the sum of its events' weights (`app.offline.weighting`: view 1
-... purchase 8, half-life 14 days before the newest event of the log), so a score reads
-as "fresh views' worth". Segments are `global`, `category:<c>` and `region:<r>` from the
-catalog; each keeps its best `top_n` items (default 200), score descending, ties by id.
-Only active catalog items are listed: inactive ones and items missing from the catalog
-(deleted listings, or a stale catalog) are left out and counted. A segment holds fewer
-than `top_n` items only when fewer eligible items were interacted with.
+... purchase 8), so a score reads as "views' worth". With a recency half-life, each event
+is also weighed by its age before the log's newest event (floored, never zero). Segments
+are `global`, `category:<c>` and `region:<r>` from the catalog; each keeps its best `top_n`
+items (default 200), score descending, ties by id. Only active catalog items are listed:
+inactive ones and items missing from the catalog (deleted listings, or a stale catalog) are
+left out and counted. A segment holds fewer than `top_n` items only when fewer eligible
+items were interacted with.
 
 Memory: one float per item seen, plus the catalog mapping and segments × 2·top_n.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -35,7 +35,7 @@ from app.offline.formats import (
     write_popular,
 )
 from app.offline.topk import ScoredLists, iter_rows, top_k_popular
-from app.offline.weighting import Decay, Weighting
+from app.offline.weighting import Weighting, newest_ts, recency, replayable
 
 __all__ = [
     "DEFAULT_TOP_N",
@@ -63,55 +63,55 @@ class PopularConfig:
 
 
 class PopularityCounter:
-    """Streams interaction rows into per-item decayed weighted counts."""
+    """Streams interaction rows into per-item weighted counts.
 
-    def __init__(self, weighting: Weighting | None = None) -> None:
+    With recency on, `newest_ts` (the log's newest timestamp: a first pass) is the reference.
+    """
+
+    def __init__(self, weighting: Weighting | None = None, *, newest_ts: int | None = None) -> None:
         weighting = weighting if weighting is not None else Weighting()
-        self._decay = Decay(weighting.half_life_ms)
+        if weighting.decays and newest_ts is None:
+            raise ValueError("recency needs the log's newest timestamp (newest_ts)")
+        self._decays = weighting.decays
+        self._inv_half_life = weighting.inv_half_life()
+        self._newest_ts = newest_ts
         self._type_weights = weighting.type_weights()
         self._counts: dict[str, float] = {}
         self.interactions = 0
 
     def add(self, rows: Iterable[InteractionRow]) -> None:
-        decay = self._decay
         counts = self._counts
         type_weights = self._type_weights
-        inv_half_life = decay.inv_half_life
-        rebase_at = Decay.REBASE_HALF_LIVES
-        exp2 = math.exp2
-        ref = decay.ref_ts
-        newest = decay.newest_ts
         interactions = 0
         try:
+            if not self._decays:
+                for _user, item, event, _ts in rows:
+                    interactions += 1
+                    counts[item] = counts.get(item, 0.0) + type_weights[event]
+                return
+            inv_half_life = self._inv_half_life
+            newest = self._newest_ts or 0
             for _user, item, event, ts in rows:
                 interactions += 1
-                if ref is None or newest is None:
-                    decay.rebase(ts)
-                    ref = newest = ts
-                elif ts > newest:
-                    newest = ts
-                exponent = (ts - ref) * inv_half_life
-                if exponent > rebase_at:
-                    factor = decay.rebase(ts)
-                    for key in counts:
-                        counts[key] *= factor
-                    ref = ts
-                    exponent = 0.0
-                counts[item] = counts.get(item, 0.0) + type_weights[event] * exp2(exponent)
+                weight = type_weights[event] * recency(newest - ts, inv_half_life)
+                counts[item] = counts.get(item, 0.0) + weight
         finally:
-            decay.newest_ts = newest
             self.interactions += interactions
 
     def scores(self) -> dict[str, float]:
-        """item → popularity relative to the newest event seen."""
-        factor = self._decay.to_newest()
-        return {item: count * factor for item, count in self._counts.items()}
+        """item → popularity."""
+        return dict(self._counts)
 
 
 def item_popularity(
     rows: Iterable[InteractionRow], weighting: Weighting | None = None
 ) -> dict[str, float]:
-    counter = PopularityCounter(weighting)
+    weighting = weighting if weighting is not None else Weighting()
+    newest = None
+    if weighting.decays:
+        rows = replayable(rows)
+        newest = newest_ts(rows) or 0  # an empty log has nothing to weigh
+    counter = PopularityCounter(weighting, newest_ts=newest)
     with paused_gc():
         counter.add(rows)
     return counter.scores()
@@ -190,7 +190,10 @@ def build_popular_file(
             item.item_id: item
             for item in read_catalog(catalog_path, skip_invalid=skip_invalid, stats=catalog_stats)
         }
-        counter = PopularityCounter(config.weighting)
+        newest = None
+        if config.weighting.decays:
+            newest = newest_ts(read_interactions(interactions_path, skip_invalid=True)) or 0
+        counter = PopularityCounter(config.weighting, newest_ts=newest)
         counter.add(read_interactions(interactions_path, skip_invalid=skip_invalid, stats=read))
         popularity = counter.scores()
         lists = top_k_popular(_segment_rows(popularity, catalog, seen), config.top_n)

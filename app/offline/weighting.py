@@ -1,38 +1,43 @@
-"""How much one interaction counts: its event type's weight times a recency decay.
+"""How much one interaction counts in a build: its event type's weight times a recency factor.
 
-`weight = event_weights[event_type] * 2 ** -((newest_ts - ts) / half_life)`, `newest_ts`
-being the newest interaction of the log. Co-occurrence and popularity use the same rule.
-
-Streaming: `newest_ts` is unknown until the end, so builders weigh each event against a
-fixed reference (`Decay.ref_ts`, the first timestamp seen): `2 ** ((ts - ref) / half_life)`,
-and multiply by `Decay.to_newest()` at the end. Only ratios between events matter until
-then. When an event is more than `Decay.REBASE_HALF_LIVES` half-lives newer than the
-reference, the builder moves the reference forward and rescales what it has summed
-(`Decay.rebase`), so nothing overflows. An event ~1000 half-lives older than the newest
-(38 years at 14 days) weighs nothing.
+`weight = event_weights[event_type] * 2 ** -(age / half_life)`, with recency off by default
+(`half_life_ms=None`: every event counts fully, whatever the log's time span). When on, the
+age is measured from a reference the builder knows before it counts: each user's own newest
+event for co-occurrence (`newest_by_user`), the log's newest event for popularity. Ages beyond
+`MAX_HALF_LIVES` keep the floor weight `2 ** -MAX_HALF_LIVES`, so no weight overflows or
+underflows, whatever the timestamps (a log from 1970 on).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from app.domain import DEFAULT_EVENT_WEIGHTS, EventType
+from app.domain import DEFAULT_EVENT_WEIGHTS, MAX_HALF_LIVES, EventType
+from app.offline.formats import InteractionRow
 
-__all__ = ["DAY_MS", "DEFAULT_EVENT_WEIGHTS", "DEFAULT_HALF_LIFE_MS", "Decay", "Weighting"]
+__all__ = [
+    "DAY_MS",
+    "DEFAULT_EVENT_WEIGHTS",
+    "MAX_HALF_LIVES",
+    "Weighting",
+    "newest_by_user",
+    "newest_ts",
+    "recency",
+    "replayable",
+]
 
 DAY_MS: Final = 86_400_000
-DEFAULT_HALF_LIFE_MS: Final = 14 * DAY_MS
 
 
 @dataclass(frozen=True, slots=True)
 class Weighting:
-    """Event-type weights and the recency half-life (None: no decay)."""
+    """Event-type weights and the recency half-life (None: no recency decay)."""
 
     event_weights: Mapping[EventType, float] = field(default_factory=lambda: DEFAULT_EVENT_WEIGHTS)
-    half_life_ms: float | None = DEFAULT_HALF_LIFE_MS
+    half_life_ms: float | None = None
 
     def __post_init__(self) -> None:
         missing = [e.value for e in EventType if e not in self.event_weights]
@@ -46,31 +51,39 @@ class Weighting:
         ):
             raise ValueError(f"half_life_ms must be > 0 or None, got {self.half_life_ms}")
 
+    @property
+    def decays(self) -> bool:
+        return self.half_life_ms is not None
+
     def type_weights(self) -> dict[EventType, float]:
         """A plain dict for hot loops (also found by the plain string value)."""
         return {event: float(self.event_weights[event]) for event in EventType}
 
+    def inv_half_life(self) -> float:
+        return 0.0 if self.half_life_ms is None else 1.0 / self.half_life_ms
 
-class Decay:
-    """Exponential recency decay against a movable reference time (see the module doc)."""
 
-    REBASE_HALF_LIVES: Final = 512.0
+def recency(age_ms: int, inv_half_life: float) -> float:
+    """`2 ** -(age / half_life)`, floored at MAX_HALF_LIVES; an age below 0 counts as 0."""
+    return math.exp2(-min(max(age_ms, 0) * inv_half_life, MAX_HALF_LIVES))
 
-    __slots__ = ("inv_half_life", "newest_ts", "ref_ts")
 
-    def __init__(self, half_life_ms: float | None) -> None:
-        self.inv_half_life = 0.0 if half_life_ms is None else 1.0 / half_life_ms
-        self.ref_ts: int | None = None
-        self.newest_ts: int | None = None
+def newest_by_user(rows: Iterable[InteractionRow]) -> dict[str, int]:
+    """Each user's newest timestamp: the reference of per-user recency (a first pass)."""
+    newest: dict[str, int] = {}
+    get = newest.get
+    for user, _item, _event, ts in rows:
+        if ts > get(user, -1):
+            newest[user] = ts  # noqa: PERF403 (a running maximum, not a mapping)
+    return newest
 
-    def rebase(self, ts_ms: int) -> float:
-        """Moves the reference to `ts_ms`; returns the factor to multiply sums by."""
-        old = ts_ms if self.ref_ts is None else self.ref_ts
-        self.ref_ts = ts_ms
-        return math.exp2((old - ts_ms) * self.inv_half_life)
 
-    def to_newest(self) -> float:
-        """Factor turning reference-relative sums into newest-relative ones."""
-        if self.ref_ts is None or self.newest_ts is None:
-            return 1.0
-        return math.exp2((self.ref_ts - self.newest_ts) * self.inv_half_life)
+def newest_ts(rows: Iterable[InteractionRow]) -> int | None:
+    """The log's newest timestamp (None for an empty log)."""
+    return max((ts for _user, _item, _event, ts in rows), default=None)
+
+
+def replayable(rows: Iterable[InteractionRow]) -> Iterable[InteractionRow]:
+    """`rows` in a form that can be read twice: itself, unless it is a one-shot iterator
+    (a generator), which is read into memory. Pass a list or an `InteractionLog` to stream."""
+    return list(rows) if iter(rows) is rows else rows

@@ -209,7 +209,8 @@ def test_popular_load_stops_at_a_bad_row_and_skips_it_on_request(cli: Cli) -> No
         stopped,
         bad,
         3,
-        "segment must be 'global', 'category:<name>' or 'region:<name>': 'everywhere'",
+        "segment must be 'global', 'category:<label>' or 'region:<label>' (a label: 1 to 128 "
+        "characters, no control characters, not only spaces): 'everywhere'",
     )
     assert active(listed(cli, "popular")) == [good_version]
 
@@ -319,8 +320,13 @@ def test_built_neighbours_and_popular_files_load(cli: Cli) -> None:
     popular_out = cli.tmp / "built" / "popular.csv"
     neighbours_out.parent.mkdir()
 
-    built = cli.ok("build", "neighbours", str(interactions), str(neighbours_out), "--top-k", "5")
-    assert built.stdout.startswith(f"neighbours: 13 interactions -> 6 rows in {neighbours_out}")
+    built = cli.ok(
+        "build", "neighbours", str(interactions), str(neighbours_out), "--top-k", "5",
+        "--session-gap-minutes", "30",
+    )  # fmt: skip
+    assert built.stdout.startswith(
+        f"neighbours (cooccurrence): 13 interactions -> 6 rows in {neighbours_out}"
+    )
     viewed_together = ("bd-1", "bd-2", "bd-3")
     pairs = {(item, other) for item, other, _ in read_neighbours(neighbours_out)}
     assert pairs == {(a, b) for a in viewed_together for b in viewed_together if a != b}

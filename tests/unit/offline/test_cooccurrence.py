@@ -41,16 +41,18 @@ def test_items_consumed_together_in_a_session_become_neighbours() -> None:
     assert "c" not in result
 
 
-def test_events_across_the_session_gap_do_not_pair() -> None:
+def test_with_a_session_gap_events_across_it_do_not_pair() -> None:
     rows = [ev("u", "a", 0), ev("u", "b", 31), ev("u", "c", 50)]
-    result = build_neighbours(rows)
+    result = build_neighbours(rows, CooccurrenceConfig(session_gap_ms=30 * MINUTE))
     assert "a" not in result
     assert list(neighbours_of(result, "b")) == ["c"]
+    # Without one (the default) the window spans visits.
+    assert set(neighbours_of(build_neighbours(rows), "a")) == {"b", "c"}
 
 
 def test_a_session_chains_through_consecutive_events() -> None:
     rows = [ev("u", "a", 0), ev("u", "b", 25), ev("u", "c", 50)]
-    result = build_neighbours(rows, CooccurrenceConfig(window=3))
+    result = build_neighbours(rows, CooccurrenceConfig(window=3, session_gap_ms=30 * MINUTE))
     assert set(neighbours_of(result, "a")) == {"b", "c"}
 
 
@@ -72,7 +74,7 @@ def test_window_decides_how_far_back_a_new_event_pairs() -> None:
     consecutive = build_neighbours(rows, CooccurrenceConfig(window=1))
     assert set(neighbours_of(consecutive, "b")) == {"a", "c"}
     assert set(neighbours_of(consecutive, "a")) == {"b"}
-    windowed = build_neighbours(rows, CooccurrenceConfig(window=3, shrinkage=0))
+    windowed = build_neighbours(rows, CooccurrenceConfig(window=3, window_decay=0.5, shrinkage=0))
     a = neighbours_of(windowed, "a")
     assert list(a) == ["b", "c", "d"]  # weights 1, 0.5, 0.25
     assert a["b"] == pytest.approx(2 * a["c"])
@@ -99,14 +101,39 @@ def test_event_weights_are_configurable() -> None:
     assert a["b"] == pytest.approx(a["c"])
 
 
-def test_fresher_events_weigh_more() -> None:
-    old = -30 * DAY_MS / MINUTE
-    rows = [ev("u", "a", old), ev("u", "b", old + 1), ev("v", "a", 0), ev("v", "c", 1)]
-    a = neighbours_of(build_neighbours(rows), "a")
+def test_with_recency_a_users_older_events_weigh_less_than_their_newer_ones() -> None:
+    later = 30 * DAY_MS / MINUTE
+    rows = [ev("u", "a", 0), ev("u", "b", 1)]
+    rows += [ev("u", "z", later), ev("u", "c", later + 1), ev("u", "a", later + 2)]
+    decaying = CooccurrenceConfig(window=1, weighting=Weighting(half_life_ms=DAY_MS))
+    a = neighbours_of(build_neighbours(rows, decaying), "a")
     assert list(a) == ["c", "b"]
-    no_decay = CooccurrenceConfig(weighting=Weighting(half_life_ms=None))
-    a = neighbours_of(build_neighbours(rows, no_decay), "a")
+    assert a["b"] < a["c"] / 1000
+    # Off by default: every event counts fully.
+    a = neighbours_of(build_neighbours(rows, CooccurrenceConfig(window=1)), "a")
     assert a["b"] == pytest.approx(a["c"])
+
+
+def test_recency_is_measured_from_each_users_own_newest_event() -> None:
+    # One user active 20 years ago, one today: with recency on, neither is discounted.
+    twenty_years = 20 * 365 * DAY_MS / MINUTE
+    rows = [ev("old", "a", -twenty_years), ev("old", "b", -twenty_years + 1)]
+    rows += [ev("new", "a", 0), ev("new", "c", 1)]
+    decaying = CooccurrenceConfig(weighting=Weighting(half_life_ms=DAY_MS))
+    a = neighbours_of(build_neighbours(rows, decaying), "a")
+    assert a["b"] == pytest.approx(a["c"])
+
+
+def test_alpha_turns_the_cosine_into_the_conditional_probability() -> None:
+    # a met b once; b is popular (seen 10 times).
+    rows = [ev("u", "a", 0), ev("u", "b", 1)] + [ev(f"v{i}", "b", 0) for i in range(9)]
+    cosine = CooccurrenceConfig(alpha=0.5, shrinkage=0)
+    assert neighbours_of(build_neighbours(rows, cosine), "a") == {"b": pytest.approx(10**-0.5)}
+    leaning = neighbours_of(build_neighbours(rows, CooccurrenceConfig(shrinkage=0)), "a")
+    assert leaning == {"b": pytest.approx(10**-0.2)}  # the default alpha, 0.8
+    conditional = CooccurrenceConfig(alpha=1.0, shrinkage=0)
+    assert neighbours_of(build_neighbours(rows, conditional), "a") == {"b": pytest.approx(1.0)}
+    assert neighbours_of(build_neighbours(rows, conditional), "b") == {"a": pytest.approx(0.1)}
 
 
 def test_rare_pairs_are_shrunk_towards_zero() -> None:
@@ -131,8 +158,9 @@ def random_log(
     return log
 
 
-def test_scores_are_symmetric() -> None:
-    result = build_neighbours(random_log(1), CooccurrenceConfig(k=100, max_candidates=100))
+def test_cosine_scores_are_symmetric() -> None:
+    config = CooccurrenceConfig(k=100, max_candidates=100, alpha=0.5)
+    result = build_neighbours(random_log(1), config)
     pairs = 0
     for a, neighbours in result.items():
         for b, score in neighbours:
@@ -174,7 +202,7 @@ def test_a_repeated_partner_survives_the_cuts_among_many_one_off_partners() -> N
     assert builder.stats.cuts > 10
     hub = builder.result()["hub"]
     assert hub[0][0] == "twin"
-    assert hub[0][1] == pytest.approx(60 / (math.sqrt(300 * 60) + 1))
+    assert hub[0][1] == pytest.approx(60 / (300**0.8 * 60**0.2 + 1))  # the default alpha, 0.8
 
 
 def test_interleaving_users_does_not_change_the_result() -> None:
@@ -196,13 +224,15 @@ def test_adding_in_parts_equals_adding_at_once() -> None:
     assert builder.result() == build_neighbours(log)
 
 
-def test_a_log_spanning_thousands_of_half_lives_stays_finite() -> None:
+def test_a_log_spanning_thousands_of_half_lives_stays_finite_and_keeps_its_pairs() -> None:
     config = CooccurrenceConfig(weighting=Weighting(half_life_ms=MINUTE))
-    rows = [ev("u", "a", 0), ev("u", "b", 1)]
-    rows += [ev("u", "c", 3 * DAY_MS / MINUTE), ev("u", "d", 3 * DAY_MS / MINUTE + 1)]
+    epoch = -BASE / MINUTE  # ts_ms 0: 1970
+    rows = [ev("u", "a", epoch), ev("u", "b", epoch + 1)]
+    rows += [ev("u", "c", 0), ev("u", "d", 1)]
     result = build_neighbours(rows, config)
-    assert list(neighbours_of(result, "c")) == ["d"]
-    assert all(math.isfinite(score) for lst in result.values() for _, score in lst)
+    assert next(iter(neighbours_of(result, "c"))) == "d"
+    assert set(neighbours_of(result, "a")) >= {"b"}  # floored, never zero
+    assert all(math.isfinite(score) and score > 0 for lst in result.values() for _, score in lst)
 
 
 @pytest.mark.parametrize(
@@ -213,6 +243,8 @@ def test_a_log_spanning_thousands_of_half_lives_stays_finite() -> None:
         ({"window_decay": 0}, "window_decay"),
         ({"k": 50, "max_candidates": 10}, "max_candidates"),
         ({"shrinkage": -1}, "shrinkage"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"session_gap_ms": -1}, "session_gap_ms"),
     ],
 )
 def test_config_is_validated(kwargs: dict[str, float], message: str) -> None:
@@ -225,7 +257,6 @@ def test_file_build_round_trips_through_the_neighbours_reader(tmp_path: Path) ->
     write_interactions(tmp_path / "interactions.csv.gz", log)
     build = build_neighbours_file(tmp_path / "interactions.csv.gz", tmp_path / "neighbours.csv.gz")
     assert build.read.rows_read == len(log)
-    assert build.cooccurrence.interactions == len(log)
     expected = build_neighbours(log)
     assert build.items == len(expected)
     assert build.rows_written == sum(map(len, expected.values()))
