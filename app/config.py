@@ -102,7 +102,9 @@ class Settings:
     dynamodb_table: str = _setting("recs_user_events", "Table of user interactions.")
     dynamodb_timeout_ms: int = _setting(100, "Per-call DynamoDB timeout.")
     dynamodb_max_connections: int = _setting(64, "Connection pool size of the DynamoDB client.")
-    history_limit: int = _setting(50, "Recent interactions read per user (newest first).")
+    history_limit: int = _setting(
+        100, "Recent interactions read per user (newest first): the feed's seeds and seen items."
+    )
     event_retention_days: int = _setting(90, "TTL of stored interactions, in days.")
     # --- Catalog service ---------------------------------------------------------------
     catalog_url: str = _setting("", "Base URL of the item catalog service.")
@@ -138,10 +140,22 @@ class Settings:
         "Weight of each event type, as `view=1,favorite=3,...`; every type must be listed.",
     )
     recency_half_life_ms: int = _setting(
-        3 * 24 * 3600 * 1000, "Half-life of an interaction's weight in the feed, in ms."
+        3600 * 1000,
+        "Feed: half-life of an interaction's weight, in ms of age before the user's newest "
+        "interaction.",
     )
-    max_per_category: int = _setting(5, "Diversity cap: most items of one category per page.")
-    max_per_seller: int = _setting(2, "Diversity cap: most items of one seller per page.")
+    recency_position_decay: float = _setting(
+        0.7,
+        "Feed: weight factor per step back in the user's history (0.8: the 2nd newest "
+        "interaction weighs 0.8, the 3rd 0.64 ...; 1: order alone does not matter).",
+    )
+    max_seeds: int = _setting(
+        10,
+        "Feed: how many of the user's heaviest interacted items are expanded through their "
+        "neighbour lists (all of them still drop as seen).",
+    )
+    max_per_category: int = _setting(10, "Diversity cap: most items of one category per page.")
+    max_per_seller: int = _setting(3, "Diversity cap: most items of one seller per page.")
     similar_region_weight: float = _setting(
         0.3,
         "Similar items with `region`: weight of the region match in the blend "
@@ -201,6 +215,7 @@ class Settings:
             "dynamodb_timeout_ms",
             "catalog_timeout_ms",
             "history_limit",
+            "max_seeds",
             "breaker_failures",
             "event_write_deadline_ms",
             "default_limit",
@@ -226,6 +241,8 @@ class Settings:
                 f"{ENV_PREFIX}CATALOG_CACHE_TTL_S must not be negative and "
                 f"{ENV_PREFIX}CATALOG_CACHE_REFRESH_S must be positive"
             )
+        if not 0.0 < self.recency_position_decay <= 1.0:
+            raise SettingsError(f"{ENV_PREFIX}RECENCY_POSITION_DECAY must be within (0, 1]")
         if not 0.0 <= self.similar_region_weight <= 1.0:
             raise SettingsError(f"{ENV_PREFIX}SIMILAR_REGION_WEIGHT must be within 0..1")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Container, Iterable
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,7 +32,7 @@ from app.ranking.page import (
     popular_candidates,
     preferred_category_and_region,
 )
-from app.ranking.scoring import score_candidates, seed_weights, top_candidates
+from app.ranking.scoring import score_candidates, seed_weights, strongest, top_candidates
 from app.ranking.similar import rerank_by_region, similar_candidates
 from app.ranking.types import EMPTY_LIST, Scored, ScoredList
 from app.results import RecommendationPage, RecommendedItem
@@ -130,14 +130,12 @@ class Recommender:
         interactions: InteractionReader,
         neighbours: BatchLookup[ScoredList],
         catalog: BatchLookup[CatalogItem],
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._settings = settings
         self._models = models
         self._interactions = interactions
         self._neighbours = neighbours
         self._catalog = catalog
-        self._clock_ms = clock_ms
         self._deadline_s = settings.request_deadline_ms / 1000
         self._dynamodb_timeout_s = settings.dynamodb_timeout_ms / 1000
         # The cache waits this long for a Scylla hop; the driver's own timeout bounds the hop.
@@ -157,11 +155,14 @@ class Recommender:
         )
 
         interactions = await self._recent(query.user_id, request)
-        seeds = seed_weights(
-            interactions,
-            now_ms=self._clock_ms(),
-            event_weights=settings.event_weights,
-            half_life_ms=settings.recency_half_life_ms,
+        seeds = strongest(
+            seed_weights(
+                interactions,
+                event_weights=settings.event_weights,
+                half_life_ms=settings.recency_half_life_ms,
+                position_decay=settings.recency_position_decay,
+            ),
+            settings.max_seeds,
         )
         seen = {interaction.item_id for interaction in interactions}
         scores: dict[str, float] = {}

@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Container, Mapping, Sequence
 
-from app.domain import Interaction
+from app.domain import MAX_HALF_LIVES, Interaction
 from app.ranking.types import SOURCE_PERSONALIZED, Scored, ScoredList
 
 
 def seed_weights(
-    interactions: Iterable[Interaction],
+    interactions: Sequence[Interaction],
     *,
-    now_ms: int,
     event_weights: Mapping[str, float],
-    half_life_ms: int,
+    half_life_ms: float,
+    position_decay: float = 1.0,
 ) -> dict[str, float]:
-    """Weight of each interacted item: event-type weight times recency decay, summed.
+    """Weight of each interacted item: event-type weight times recency, summed.
 
-    A purchase counts more than a view; an action a minute ago counts more than one last week
-    (`0.5 ** (age / half_life)`). Events from the future (clock skew) count as fresh.
+    `interactions` come newest first. Recency is measured from the user's own newest
+    interaction, never from the clock, so a log from 1997 ranks as one from an hour ago. It
+    has two parts: time, `0.5 ** (age / half_life)` (floored at MAX_HALF_LIVES), and order,
+    `position_decay ** i` for the i-th newest interaction (1.0: order does not matter).
+    A purchase counts more than a view; the last few actions count more than older ones.
     """
+    if not interactions:
+        return {}
+    newest = max(interaction.ts_ms for interaction in interactions)
     weights: dict[str, float] = {}
+    position_weight = 1.0
     for interaction in interactions:
         base = event_weights.get(interaction.event_type, 0.0)
-        if base <= 0.0:
-            continue
-        age_ms = now_ms - interaction.ts_ms
-        decay = 0.5 ** (age_ms / half_life_ms) if age_ms > 0 else 1.0
-        weights[interaction.item_id] = weights.get(interaction.item_id, 0.0) + base * decay
+        if base > 0.0:
+            half_lives = min((newest - interaction.ts_ms) / half_life_ms, MAX_HALF_LIVES)
+            weight = base * 0.5**half_lives * position_weight
+            item_id = interaction.item_id
+            weights[item_id] = weights.get(item_id, 0.0) + weight
+        position_weight *= position_decay
     return weights
+
+
+def strongest(seeds: Mapping[str, float], count: int) -> Mapping[str, float]:
+    """The `count` heaviest seeds (ties by id): with recency decay, the seeds past them weigh
+    too little to move a ranking, and each costs a neighbour list to read and merge."""
+    if len(seeds) <= count:
+        return seeds
+    return dict(heapq.nsmallest(count, seeds.items(), key=lambda seed: (-seed[1], seed[0])))
 
 
 def score_candidates(

@@ -81,16 +81,8 @@ class EmbeddedBackend:
         interactions_path = _find(data_dir, "interactions.csv", required=False)
         assert neighbours_path and popular_path and catalog_path
 
-        neighbours = {
-            item_id: _scored(entries)
-            for item_id, entries in top_k_neighbours(
-                read_neighbours(neighbours_path), NEIGHBOURS_TOP_K
-            ).items()
-        }
-        popular = {
-            segment: _scored(entries)
-            for segment, entries in top_k_popular(read_popular(popular_path), POPULAR_TOP_N).items()
-        }
+        neighbours = read_neighbour_lists(neighbours_path)
+        popular = read_popular_lists(popular_path)
         catalog = {item.item_id: item for item in read_catalog(catalog_path)}
         histories: dict[str, list[Interaction]] = {}
         if interactions_path is not None:
@@ -99,6 +91,8 @@ class EmbeddedBackend:
                     Interaction(item_id, str(event_type), ts_ms)
                 )
         for history in histories.values():
+            # Newest first; of two events at the same ts_ms the later row is the newer.
+            history.reverse()
             history.sort(key=lambda i: i.ts_ms, reverse=True)
             del history[HISTORY_KEPT:]
         version = _files_version(
@@ -123,6 +117,11 @@ class EmbeddedBackend:
             interactions=histories,
         )
 
+    @property
+    def users(self) -> list[str]:
+        """Users with a history, in no particular order."""
+        return list(self._interactions)
+
     # --- ModelStore ------------------------------------------------------------------
     async def active_versions(self) -> dict[str, str]:
         return {NEIGHBOURS_MODEL: self.version, POPULAR_MODEL: self.version}
@@ -146,6 +145,18 @@ class EmbeddedBackend:
             history.sort(key=lambda i: i.ts_ms, reverse=True)
             del history[HISTORY_KEPT:]
         return WriteOutcome(stored=list(events))
+
+
+def read_neighbour_lists(path: Path) -> dict[str, ScoredList]:
+    """A neighbours file as the service holds it: each item's best NEIGHBOURS_TOP_K."""
+    ranked = top_k_neighbours(read_neighbours(path), NEIGHBOURS_TOP_K)
+    return {item_id: _scored(entries) for item_id, entries in ranked.items()}
+
+
+def read_popular_lists(path: Path) -> dict[str, ScoredList]:
+    """A popular file as the service holds it: each segment's best POPULAR_TOP_N."""
+    ranked = top_k_popular(read_popular(path), POPULAR_TOP_N)
+    return {segment: _scored(entries) for segment, entries in ranked.items()}
 
 
 def _scored(entries: Sequence[tuple[str, float]]) -> ScoredList:

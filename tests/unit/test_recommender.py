@@ -76,7 +76,6 @@ async def recommender(catalog: RecordingCatalog | None = None, **overrides: obje
         interactions=data,
         neighbours=data.neighbour_lookup,
         catalog=catalog or data.catalog_lookup,
-        clock_ms=lambda: NOW,
     )
 
 
@@ -144,7 +143,7 @@ async def test_a_feed_never_shows_an_unlisted_item_when_the_fill_lookup_fails() 
     # again, and fails. i12 is a neighbour the catalog's first answer did not list: gone.
     data = backend(unlisted=["i12"])
     catalog = RecordingCatalog(data, down_from=2)
-    rec = await recommender(catalog)
+    rec = await recommender(catalog, max_per_category=5)
     page = await rec.feed(FeedQuery("bike-fan", 20))
     assert len(catalog.calls) == 2 and "i12" in catalog.calls[0]
     assert page.degraded == [DEP_CATALOG]
@@ -158,7 +157,7 @@ async def test_a_feed_never_fills_with_an_item_the_first_lookup_found_gone() -> 
     # first answer; the fill must not ask for it again, nor show it when the fill's own
     # lookup fails and every other unknown item is shown on segment evidence.
     catalog = RecordingCatalog(backend(unlisted=["i13"]), down_from=2)
-    rec = await recommender(catalog)
+    rec = await recommender(catalog, max_per_category=5)
     page = await rec.feed(FeedQuery("bike-fan", 20))
     assert len(catalog.calls) == 2 and "i13" in catalog.calls[0]
     assert "i13" not in catalog.calls[1]

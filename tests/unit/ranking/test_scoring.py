@@ -3,16 +3,27 @@ import random
 import pytest
 
 from app.domain import DEFAULT_EVENT_WEIGHTS, Interaction
-from app.ranking.scoring import normalized, score_candidates, seed_weights, top_candidates
+from app.ranking.scoring import (
+    normalized,
+    score_candidates,
+    seed_weights,
+    strongest,
+    top_candidates,
+)
 from app.ranking.types import ScoredList
 
 DAY = 86_400_000
 NOW = 1_800_000_000_000
 
 
-def weights(*interactions: Interaction, half_life_ms: int = DAY) -> dict[str, float]:
+def weights(
+    *interactions: Interaction, half_life_ms: int = DAY, position_decay: float = 1.0
+) -> dict[str, float]:
     return seed_weights(
-        interactions, now_ms=NOW, event_weights=DEFAULT_EVENT_WEIGHTS, half_life_ms=half_life_ms
+        interactions,
+        event_weights=DEFAULT_EVENT_WEIGHTS,
+        half_life_ms=half_life_ms,
+        position_decay=position_decay,
     )
 
 
@@ -27,24 +38,52 @@ def test_stronger_events_weigh_more_than_views() -> None:
     assert w["viewed"] < w["favorited"] < w["messaged"] < w["carted"] < w["bought"]
 
 
-def test_weight_halves_every_half_life() -> None:
+def test_weight_halves_every_half_life_before_the_users_newest_interaction() -> None:
     w = weights(Interaction("fresh", "view", NOW), Interaction("old", "view", NOW - 2 * DAY))
     assert w["fresh"] == 1.0
     assert abs(w["old"] - 0.25) < 1e-12
 
 
-def test_repeated_interactions_add_up_and_future_events_count_as_fresh() -> None:
+def test_recency_ignores_the_clock_a_history_from_1997_ranks_as_one_from_today() -> None:
+    def history(newest: int) -> tuple[Interaction, ...]:
+        return (
+            Interaction("a", "view", newest),
+            Interaction("b", "favorite", newest - DAY // 2),
+            Interaction("c", "view", newest - 9 * DAY),
+        )
+
+    movielens_1997 = 874_724_710_000
+    assert weights(*history(movielens_1997)) == weights(*history(NOW))
+
+
+def test_very_old_interactions_keep_a_floor_weight_instead_of_underflowing() -> None:
+    w = weights(Interaction("new", "view", NOW), Interaction("ancient", "view", 0))
+    assert 0.0 < w["ancient"] < 1e-18 < w["new"]
+
+
+def test_position_decay_weighs_each_step_back_in_the_history() -> None:
+    w = weights(
+        Interaction("a", "view", NOW),
+        Interaction("b", "view", NOW),
+        Interaction("c", "view", NOW),
+        position_decay=0.5,
+    )
+    assert w == {"a": 1.0, "b": 0.5, "c": 0.25}
+
+
+def test_repeated_interactions_add_up_and_a_late_row_counts_as_fresh() -> None:
     w = weights(
         Interaction("a", "view", NOW),
         Interaction("a", "view", NOW),
         Interaction("skewed", "view", NOW + 5_000),
     )
-    assert w["a"] == 2.0
+    assert w["a"] == 0.5 ** (5_000 / DAY) * 2
     assert w["skewed"] == 1.0
 
 
 def test_unknown_event_types_are_ignored() -> None:
     assert weights(Interaction("a", "shared", NOW)) == {}
+    assert weights() == {}
 
 
 def test_candidates_score_by_seed_weight_times_similarity() -> None:
@@ -78,3 +117,9 @@ def test_normalized_scales_best_to_one() -> None:
     assert normalized([2.0, 1.0, 0.0]) == [1.0, 0.5, 0.0]
     assert normalized([0.0, 0.0]) == [0.0, 0.0]
     assert normalized([]) == []
+
+
+def test_only_the_heaviest_seeds_are_expanded() -> None:
+    seeds = {"a": 1.0, "b": 0.5, "c": 0.5, "d": 0.1}
+    assert strongest(seeds, 2) == {"a": 1.0, "b": 0.5}  # ties by id
+    assert strongest(seeds, 10) == seeds
