@@ -4,6 +4,7 @@
     recs load neighbours|popular|catalog|interactions FILE
     recs versions list|activate|rollback
     recs build neighbours|popular
+    recs evaluate INTERACTIONS ...
     recs demo generate|ensure|load
 
 Connection settings are the service's own (`RECS_*` variables; `python scripts/stack.py env`
@@ -140,6 +141,7 @@ def _load_model(
     parsed_s = time.perf_counter() - started
     report_skipped(path, stats)
     version = args.version or versions.content_version(prefix, path, k, args.skip_invalid)
+    gated = args.gate is not None and not args.no_activate
     cluster, session = _cql(settings)
     try:
         result = publish(
@@ -148,12 +150,63 @@ def _load_model(
             lists,
             version=version,
             source=str(path),
-            activate=not args.no_activate,
+            activate=not args.no_activate and not gated,
             keep=settings.model_versions_kept,
+            clean_up=not gated,
         )
+        _print_publish(result, stats.rows_ok, parsed_s)
+        if gated:
+            return _gated_activation(session, settings, args, result.model, version)
     finally:
         cluster.shutdown()
-    _print_publish(result, stats.rows_ok, parsed_s)
+    return 0
+
+
+def _gated_activation(
+    session: Any, settings: Settings, args: argparse.Namespace, model: str, version: str
+) -> int:
+    """Activate `version` only if it scores no worse on the holdout log (see app.evaluation.gate):
+    refused, it stays ready and inactive and nothing else changes (exit 1)."""
+    from app.evaluation.gate import score_versions
+    from app.evaluation.protocols import split_log
+    from app.offline.formats import read_catalog
+    from app.publishing import versions
+
+    keyspace = settings.scylla_keyspace
+    active = {
+        name: current
+        for name in versions.MODELS
+        if (current := versions.active_version(session, keyspace, name)) is not None
+    }
+    split = split_log(args.gate, "leave-last-out", history_kept=settings.history_limit)
+    catalog = None if args.catalog is None else {i.item_id: i for i in read_catalog(args.catalog)}
+    result = asyncio.run(
+        score_versions(
+            session,
+            settings,
+            split,
+            model=model,
+            candidate=version,
+            active=active,
+            catalog=catalog,
+            tolerance=args.tolerance,
+        )
+    )
+    print(f"{model} {version}: scored on {args.gate} (leave-last-out)")
+    for line in result.lines():
+        print(line)
+    if not result.passed:
+        print(
+            f"{model} {version}: activation refused; it stays ready and inactive, "
+            f"{active[model]} keeps serving",
+            file=sys.stderr,
+        )
+        return 1
+    versions.activate(session, keyspace, model, version)
+    deleted = versions.cleanup(session, keyspace, model, keep=settings.model_versions_kept)
+    print(f"{model} {version}: activated")
+    if deleted:
+        print(f"{model}: cleaned up old versions {', '.join(deleted)}")
     return 0
 
 
@@ -307,6 +360,12 @@ def _versions_activate(args: argparse.Namespace, settings: Settings) -> int:
 
     cluster, session = _cql(settings)
     try:
+        if args.gate is not None:
+            status = versions.status_of(session, settings.scylla_keyspace, args.model, args.version)
+            if status != versions.STATUS_READY:
+                # The same refusal as activate's, before any scoring.
+                versions.activate(session, settings.scylla_keyspace, args.model, args.version)
+            return _gated_activation(session, settings, args, args.model, args.version)
         versions.activate(session, settings.scylla_keyspace, args.model, args.version)
     finally:
         cluster.shutdown()
@@ -386,6 +445,7 @@ def _parser() -> argparse.ArgumentParser:
     activate = versions_parser.add_parser("activate", help="make a ready version active")
     activate.add_argument("model", choices=("neighbours", "popular"))
     activate.add_argument("version")
+    _gate_options(activate)
     activate.set_defaults(handler=_versions_activate)
     rollback = versions_parser.add_parser(
         "rollback", help="activate the newest ready version older than the active one"
@@ -393,9 +453,11 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("model", choices=("neighbours", "popular"))
     rollback.set_defaults(handler=_versions_rollback)
 
+    from app.cli.evaluate import add_evaluate_command
     from app.cli.offline import add_offline_commands
 
     add_offline_commands(commands)
+    add_evaluate_command(commands)
     return parser
 
 
@@ -406,6 +468,28 @@ def _publish_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--version", help="version id (default: derived from the content)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _gate_options(parser)
+
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gate",
+        type=Path,
+        metavar="HOLDOUT",
+        help="activate only if the version's feed scores no worse than the active one's on "
+        "this interactions log (leave-last-out HR@10)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.02,
+        help="with --gate: how much lower (relative) the HR@10 may be (default 0.02)",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        help="with --gate: catalog JSONL for the scoring (default: every item active)",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

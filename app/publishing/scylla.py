@@ -57,6 +57,7 @@ def publish_neighbours(
     source: str,
     activate: bool = True,
     keep: int = 3,
+    clean_up: bool = True,
     concurrency: int = 128,
     progress: bool = True,
 ) -> PublishResult:
@@ -109,7 +110,7 @@ def publish_neighbours(
         lists,
         source=source,
         activate=activate,
-        keep=keep,
+        keep=keep if clean_up else None,
         write=write,
         count_written=lambda: count_neighbour_partitions(session, keyspace, version, list(lists)),
     )
@@ -124,6 +125,7 @@ def publish_popular(
     source: str,
     activate: bool = True,
     keep: int = 3,
+    clean_up: bool = True,
 ) -> PublishResult:
     def write() -> None:
         insert = session.prepare(
@@ -154,7 +156,7 @@ def publish_popular(
         lists,
         source=source,
         activate=activate,
-        keep=keep,
+        keep=keep if clean_up else None,
         write=write,
         count_written=count_written,
     )
@@ -169,13 +171,14 @@ def _publish(
     *,
     source: str,
     activate: bool,
-    keep: int,
+    keep: int | None,
     write: Callable[[], None],
     count_written: Callable[[], int],
 ) -> PublishResult:
     """The publishing sequence every model shares; `write` and `count_written` are its own.
 
     Each key's list is one row written whole, so counting the keys read back verifies rows.
+    `keep` None: no cleanup (a gated load cleans up only once its version is activated).
     """
     rows = sum(len(entries) for entries in lists.values())
     if versions.status_of(session, keyspace, model, version) == versions.STATUS_READY:
@@ -190,7 +193,7 @@ def _publish(
         session, keyspace, model, version, item_count=len(lists), row_count=rows, activate=activate
     )
     seconds = time.perf_counter() - started
-    deleted = versions.cleanup(session, keyspace, model, keep=keep)
+    deleted = [] if keep is None else versions.cleanup(session, keyspace, model, keep=keep)
     return PublishResult(model, version, len(lists), rows, activate, False, seconds, deleted)
 
 
@@ -227,12 +230,12 @@ def _reuse(
     items: int,
     rows: int,
     activate: bool,
-    keep: int,
+    keep: int | None,
 ) -> PublishResult:
     """The same content was published before: only (re)activate it."""
     if activate:
         versions.activate(session, keyspace, model, version)
-    deleted = versions.cleanup(session, keyspace, model, keep=keep)
+    deleted = [] if keep is None else versions.cleanup(session, keyspace, model, keep=keep)
     return PublishResult(model, version, items, rows, activate, reused=True, deleted=deleted)
 
 

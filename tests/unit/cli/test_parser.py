@@ -13,7 +13,7 @@ import pytest
 from app.cli.main import main
 
 # Every leaf subcommand and the arguments its --help must mention.
-SUBCOMMANDS: dict[tuple[str, str], tuple[str, ...]] = {
+SUBCOMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("schema", "apply"): (),
     ("load", "neighbours"): (
         "file",
@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[tuple[str, str], tuple[str, ...]] = {
         "--no-activate",
         "--version",
         "--quiet",
+        "--gate",
+        "--tolerance",
     ),
     ("load", "popular"): (
         "file",
@@ -34,14 +36,19 @@ SUBCOMMANDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("load", "catalog"): ("file", "--skip-invalid"),
     ("load", "interactions"): ("file", "--skip-invalid", "--force"),
     ("versions", "list"): ("neighbours", "popular"),
-    ("versions", "activate"): ("neighbours", "popular", "version"),
+    ("versions", "activate"): ("neighbours", "popular", "version", "--gate", "--tolerance"),
     ("versions", "rollback"): ("neighbours", "popular"),
     ("build", "neighbours"): (
         "interactions",
         "out",
+        "--method",
         "--top-k",
+        "--window",
+        "--window-decay",
+        "--alpha",
         "--session-gap-minutes",
         "--half-life-days",
+        "--factors",
         "--skip-invalid",
     ),
     ("build", "popular"): (
@@ -55,8 +62,23 @@ SUBCOMMANDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("demo", "generate"): ("--out", "--items", "--users", "--seed"),
     ("demo", "ensure"): ("--out", "--items", "--users", "--seed"),
     ("demo", "load"): ("--data",),
+    ("evaluate",): (
+        "interactions",
+        "--catalog",
+        "--neighbours",
+        "--popular",
+        "--build",
+        "--split",
+        "--k",
+        "--mf",
+        "--json",
+        "--method",
+        "--window",
+    ),
 }
-GROUPS = sorted({group for group, _ in SUBCOMMANDS})
+# Commands with actions (`recs load neighbours`), and commands that are leaves themselves.
+GROUPS = sorted({command[0] for command in SUBCOMMANDS if len(command) == 2})
+LEAVES = sorted(command[0] for command in SUBCOMMANDS if len(command) == 1)
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -80,18 +102,18 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run(["--help"], capsys)
     assert code == 0
     assert out.startswith("usage: recs")
-    for group in GROUPS:
+    for group in GROUPS + LEAVES:
         assert re.search(rf"^\s+{group}\s", out, re.MULTILINE), f"{group} missing from:\n{out}"
 
 
 def test_the_commands_are_exactly_the_documented_ones(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["no-such-command"], capsys)
     assert code == 2
-    assert sorted(choices(err)) == GROUPS
+    assert sorted(choices(err)) == sorted(GROUPS + LEAVES)
     for group in GROUPS:
         code, _, err = run([group, "no-such-action"], capsys)
         assert code == 2
-        documented = sorted(action for g, action in SUBCOMMANDS if g == group)
+        documented = sorted(command[1] for command in SUBCOMMANDS if command[0] == group)
         assert sorted(choices(err)) == documented, group
 
 
@@ -100,8 +122,9 @@ def test_each_group_answers_help(group: str, capsys: pytest.CaptureFixture[str])
     code, out, _ = run([group, "--help"], capsys)
     assert code == 0
     assert out.startswith(f"usage: recs {group}")
-    for g, action in SUBCOMMANDS:
-        if g == group:
+    for command in SUBCOMMANDS:
+        if command[0] == group and len(command) == 2:
+            action = command[1]
             assert re.search(rf"^\s+{action}\b", out, re.MULTILINE), f"{action} missing:\n{out}"
 
 
@@ -111,7 +134,7 @@ def test_each_group_answers_help(group: str, capsys: pytest.CaptureFixture[str])
     ids=[" ".join(command) for command in SUBCOMMANDS],
 )
 def test_each_subcommand_answers_help_and_mentions_its_arguments(
-    command: tuple[str, str], arguments: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+    command: tuple[str, ...], arguments: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run([*command, "--help"], capsys)
     assert code == 0, err
@@ -157,6 +180,9 @@ def test_a_command_without_its_action_prints_help_and_exits_2(
         (["build", "neighbours", "i.csv", "o.csv", "--half-life-days", "x"], "invalid float"),
         (["demo", "generate", "--items", "lots"], "invalid int value: 'lots'"),
         (["demo", "load", "data/demo"], "unrecognized arguments: data/demo"),
+        (["evaluate"], "the following arguments are required: interactions"),
+        (["evaluate", "i.csv", "--mf", "svd"], "invalid choice: 'svd'"),
+        (["build", "neighbours", "i.csv", "o.csv", "--method", "lda"], "invalid choice: 'lda'"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )

@@ -1,0 +1,1 @@
+"""Offline evaluation of the feed against baselines (`recs evaluate`): docs/quality.md."""
