@@ -24,7 +24,7 @@ from app.api.middleware import Lifecycle, RequestMiddleware
 from app.api.routes import build_router
 from app.config import Settings
 from app.domain import CatalogItem
-from app.model_versions import ModelTracker
+from app.model_versions import EmbeddingLimits, ModelTracker
 from app.observability.metrics import Metrics, StateCollector, counter, gauge
 from app.observability.threadpool import InstrumentedExecutor
 from app.ranking.types import ScoredList
@@ -117,7 +117,11 @@ def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any
                 sources = await _remote_sources(settings, metrics, stack)
             else:
                 sources = await _embedded_sources(settings)
-            models = ModelTracker(sources.models, refresh_s=settings.model_refresh_s)
+            models = ModelTracker(
+                sources.models,
+                refresh_s=settings.model_refresh_s,
+                embeddings=EmbeddingLimits.from_settings(settings),
+            )
             try:
                 await models.refresh()
             except Exception as exc:  # serve 503 until the store answers (readiness says so)
@@ -296,6 +300,7 @@ def _state_metrics(
         for model, version in (
             ("neighbours", snapshot.neighbours_version),
             ("popular", snapshot.popular_version),
+            ("embeddings", snapshot.embeddings_version),
         ):
             yield gauge(
                 "recs_model_version_info",
@@ -303,6 +308,19 @@ def _state_metrics(
                 {"model": model, "version": version or "none"},
                 1.0,
             )
+        if snapshot.embeddings is not None:
+            yield gauge(
+                "recs_embeddings_search_breadth",
+                "ef of the serving embeddings index, calibrated to its recall target.",
+                {},
+                float(snapshot.embeddings.ef),
+            )
+    yield gauge(
+        "recs_model_versions_refused",
+        "Embeddings versions the service refused to serve (invalid or over its memory bound).",
+        {},
+        float(len(models.refused)),
+    )
     executor = sources.cql_executor
     if executor is not None:
         yield gauge("recs_cql_pool_threads", "Threads of the CQL pool.", {}, executor.max_workers)

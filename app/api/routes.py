@@ -346,6 +346,10 @@ def build_router(settings: Settings) -> APIRouter:
             return json_response(
                 {"status": "not_ready", "reason": "model versions not loaded"}, 503
             )
-        return json_response({"status": "ready", "model_version": snapshot.label})
+        body: dict[str, Any] = {"status": "ready", "model_version": snapshot.label}
+        if request.state.models.refused:
+            # Still ready: the previous embeddings version serves. An operator sees why not.
+            body["refused"] = request.state.models.refused
+        return json_response(body)
 
     return router

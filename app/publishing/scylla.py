@@ -11,17 +11,19 @@ only re-activates it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 from tqdm import tqdm
 
+from app.embeddings import EmbeddingTable
 from app.publishing import versions
-from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL
+from app.sources.base import EMBEDDINGS_MODEL, NEIGHBOURS_MODEL, POPULAR_MODEL
 
 Ranked = Mapping[str, Sequence[tuple[str, float]]]
 
@@ -107,7 +109,8 @@ def publish_neighbours(
         keyspace,
         NEIGHBOURS_MODEL,
         version,
-        lists,
+        items=len(lists),
+        rows=sum(len(entries) for entries in lists.values()),
         source=source,
         activate=activate,
         keep=keep if clean_up else None,
@@ -153,7 +156,77 @@ def publish_popular(
         keyspace,
         POPULAR_MODEL,
         version,
-        lists,
+        items=len(lists),
+        rows=sum(len(entries) for entries in lists.values()),
+        source=source,
+        activate=activate,
+        keep=keep if clean_up else None,
+        write=write,
+        count_written=count_written,
+    )
+
+
+EMBEDDING_CHUNK_ITEMS: Final = 1000
+
+
+def publish_embeddings(
+    session: Any,
+    keyspace: str,
+    table: EmbeddingTable,
+    *,
+    version: str,
+    source: str,
+    activate: bool = True,
+    keep: int = 3,
+    clean_up: bool = True,
+) -> PublishResult:
+    """An embeddings version: its vectors in chunks of EMBEDDING_CHUNK_ITEMS items (float32
+    blobs). The version records its items as `item_count` and its chunks as `row_count`,
+    the chunk count before the first chunk is written, so a clean-up finds every chunk."""
+    chunks = math.ceil(len(table) / EMBEDDING_CHUNK_ITEMS)
+    vectors = table.vectors.astype("<f4", copy=False)
+
+    def write() -> None:
+        session.execute(
+            f"UPDATE {keyspace}.model_versions SET row_count = %s "
+            "WHERE model = %s AND version = %s",
+            (chunks, EMBEDDINGS_MODEL, version),
+        )
+        insert = session.prepare(
+            f"INSERT INTO {keyspace}.embedding_chunks (model_version, chunk, item_ids, dim, "
+            "vectors) VALUES (?, ?, ?, ?, ?)"
+        )
+
+        def params() -> Iterator[tuple[Any, ...]]:
+            for chunk in range(chunks):
+                rows = slice(chunk * EMBEDDING_CHUNK_ITEMS, (chunk + 1) * EMBEDDING_CHUNK_ITEMS)
+                yield version, chunk, list(table.item_ids[rows]), table.dim, vectors[rows].tobytes()
+
+        for ok, result in execute_concurrent_with_args(
+            session, insert, params(), concurrency=16, raise_on_first_error=True
+        ):
+            if not ok:  # pragma: no cover - raise_on_first_error raises first
+                raise result
+
+    def count_written() -> int:
+        select = session.prepare(
+            f"SELECT chunk FROM {keyspace}.embedding_chunks WHERE model_version = ? AND chunk = ?"
+        )
+        present = 0
+        for ok, result in execute_concurrent_with_args(
+            session, select, ((version, chunk) for chunk in range(chunks)), concurrency=32
+        ):
+            if ok:
+                present += len(list(result))
+        return present
+
+    return _publish(
+        session,
+        keyspace,
+        EMBEDDINGS_MODEL,
+        version,
+        items=chunks,
+        rows=chunks,
         source=source,
         activate=activate,
         keep=keep if clean_up else None,
@@ -167,8 +240,9 @@ def _publish(
     keyspace: str,
     model: str,
     version: str,
-    lists: Ranked,
     *,
+    items: int,
+    rows: int,
     source: str,
     activate: bool,
     keep: int | None,
@@ -177,24 +251,24 @@ def _publish(
 ) -> PublishResult:
     """The publishing sequence every model shares; `write` and `count_written` are its own.
 
-    Each key's list is one row written whole, so counting the keys read back verifies rows.
-    `keep` None: no cleanup (a gated load cleans up only once its version is activated).
+    `items` keys are written as `count_written` counts them back (items or segments, one row
+    each written whole; chunks of embeddings), `rows` are the entries they hold. `keep`
+    None: no cleanup (a gated load cleans up only once its version is activated).
     """
-    rows = sum(len(entries) for entries in lists.values())
     if versions.status_of(session, keyspace, model, version) == versions.STATUS_READY:
-        return _reuse(session, keyspace, model, version, len(lists), rows, activate, keep)
+        return _reuse(session, keyspace, model, version, items, rows, activate, keep)
     started = time.perf_counter()
     versions.begin(session, keyspace, model, version, source)
     write()
     present = count_written()
-    if present != len(lists):
-        raise VerificationError(f"{model} {version}: wrote {len(lists)} keys, read back {present}")
+    if present != items:
+        raise VerificationError(f"{model} {version}: wrote {items} keys, read back {present}")
     versions.publish(
-        session, keyspace, model, version, item_count=len(lists), row_count=rows, activate=activate
+        session, keyspace, model, version, item_count=items, row_count=rows, activate=activate
     )
     seconds = time.perf_counter() - started
     deleted = [] if keep is None else versions.cleanup(session, keyspace, model, keep=keep)
-    return PublishResult(model, version, len(lists), rows, activate, False, seconds, deleted)
+    return PublishResult(model, version, items, rows, activate, False, seconds, deleted)
 
 
 def count_neighbour_partitions(

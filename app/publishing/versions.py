@@ -1,7 +1,7 @@
 """Model versions in ScyllaDB: list, activate, roll back, clean up.
 
-A model (`neighbours`, `popular`) has one partition in `model_versions`; each published
-version is a row, and `active_version` is a static column of the partition. So:
+A model (`neighbours`, `popular`, `embeddings`) has one partition in `model_versions`;
+each published version is a row, and `active_version` is a static column of the partition. So:
 
 - activation is one single-partition write (atomic: the service sees the old or the new);
 - publishing marks a version `ready` and activates it in that same single write;
@@ -23,9 +23,8 @@ from typing import Any, Final
 
 from cassandra.concurrent import execute_concurrent_with_args
 
-from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL
+from app.sources.base import EMBEDDINGS_MODEL, MODELS, POPULAR_MODEL
 
-MODELS: Final = (NEIGHBOURS_MODEL, POPULAR_MODEL)
 STATUS_LOADING: Final = "loading"
 STATUS_READY: Final = "ready"
 VERSION_BUCKETS: Final = 64
@@ -202,6 +201,18 @@ def cleanup(session: Any, keyspace: str, model: str, *, keep: int) -> list[str]:
 def delete_version_data(session: Any, keyspace: str, model: str, version: str) -> None:
     if model == POPULAR_MODEL:
         session.execute(f"DELETE FROM {keyspace}.popular WHERE model_version = %s", (version,))
+        return
+    if model == EMBEDDINGS_MODEL:
+        row = session.execute(
+            f"SELECT row_count FROM {keyspace}.model_versions WHERE model = %s AND version = %s",
+            (model, version),
+        ).one()
+        delete_chunk = session.prepare(
+            f"DELETE FROM {keyspace}.embedding_chunks WHERE model_version = ? AND chunk = ?"
+        )
+        # The chunk count is recorded before the first chunk is written (publish_embeddings).
+        chunks = row[0] if row is not None and row[0] is not None else 0
+        _run_all(session, delete_chunk, ((version, chunk) for chunk in range(chunks)))
         return
     select = session.prepare(
         f"SELECT item_id FROM {keyspace}.version_items WHERE model_version = ? AND bucket = ?"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final, Generic, Protocol, TypeVar
 
 from app.domain import CatalogItem, Event, Interaction, WriteOutcome
+from app.embeddings import EmbeddingTable
 from app.ranking.types import ScoredList
 
 T = TypeVar("T")
@@ -20,6 +21,8 @@ T = TypeVar("T")
 # Model names in the model_versions table.
 NEIGHBOURS_MODEL: Final = "neighbours"
 POPULAR_MODEL: Final = "popular"
+EMBEDDINGS_MODEL: Final = "embeddings"
+MODELS: Final = (NEIGHBOURS_MODEL, POPULAR_MODEL, EMBEDDINGS_MODEL)
 
 # Dependency names reported in a response's `degraded` list.
 DEP_SCYLLA: Final = "scylla"
@@ -28,14 +31,18 @@ DEP_CATALOG: Final = "catalog"
 
 
 class ModelStore(Protocol):
-    """Model versions and the popular lists of a version."""
+    """Model versions, and the parts of a version the service holds in memory."""
 
     async def active_versions(self) -> dict[str, str]:
-        """Active version of each model: {"neighbours": ..., "popular": ...}."""
+        """Active version of each model that has one: {"neighbours": ..., ...}."""
         ...
 
     async def popular_lists(self, version: str) -> dict[str, ScoredList]:
         """Every popular list (by segment) of one popular-model version."""
+        ...
+
+    async def embeddings(self, version: str) -> EmbeddingTable:
+        """Every item vector of one embeddings-model version."""
         ...
 
 

@@ -7,6 +7,7 @@ formats (the demo's, or your own):
     popular.csv[.gz]       segment,item_id,score               -> top N per segment
     catalog.jsonl[.gz]     one item per line
     interactions.csv[.gz]  user_id,item_id,event_type,ts_ms    (optional)
+    embeddings.npz         item_ids + vectors                   (optional: app.embeddings)
 
 It implements the same interfaces as the ScyllaDB, DynamoDB and catalog backends, so the
 same recommender and ranking code serve from it. Events posted to the service are kept in
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from app.domain import CatalogItem, Event, Interaction, WriteOutcome
+from app.embeddings import EmbeddingTable, read_embeddings
 from app.offline.formats import read_catalog, read_interactions, read_neighbours, read_popular
 from app.offline.topk import top_k_neighbours, top_k_popular
 from app.ranking.types import ScoredList
-from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL, Lookup
+from app.sources.base import EMBEDDINGS_MODEL, NEIGHBOURS_MODEL, POPULAR_MODEL, Lookup
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ class EmbeddedBackend:
         popular: dict[str, ScoredList],
         catalog: dict[str, CatalogItem],
         interactions: dict[str, list[Interaction]],
+        embeddings: EmbeddingTable | None = None,
     ) -> None:
         self.version = version
+        self._embeddings = embeddings
         self._popular = popular
         self._interactions = interactions
         self._event_keys: set[tuple[str, int, str]] = set()
@@ -79,6 +83,7 @@ class EmbeddedBackend:
         popular_path = _find(data_dir, "popular.csv", required=True)
         catalog_path = _find(data_dir, "catalog.jsonl", required=True)
         interactions_path = _find(data_dir, "interactions.csv", required=False)
+        embeddings_path = data_dir / "embeddings.npz"
         assert neighbours_path and popular_path and catalog_path
 
         neighbours = read_neighbour_lists(neighbours_path)
@@ -95,9 +100,15 @@ class EmbeddedBackend:
             history.reverse()
             history.sort(key=lambda i: i.ts_ms, reverse=True)
             del history[HISTORY_KEPT:]
+        has_embeddings = embeddings_path.is_file()
+        embeddings = read_embeddings(embeddings_path) if has_embeddings else None
         version = _files_version(
-            p for p in (neighbours_path, popular_path, catalog_path, interactions_path) if p
+            p
+            for p in (neighbours_path, popular_path, catalog_path, interactions_path)
+            if p is not None
         )
+        if has_embeddings:
+            version = _files_version([embeddings_path], prefix=version)
         log.info(
             "embedded data loaded",
             extra={
@@ -106,6 +117,7 @@ class EmbeddedBackend:
                 "popular_segments": len(popular),
                 "catalog_items": len(catalog),
                 "users": len(histories),
+                "item_vectors": len(embeddings) if embeddings is not None else 0,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
@@ -115,6 +127,7 @@ class EmbeddedBackend:
             popular=popular,
             catalog=catalog,
             interactions=histories,
+            embeddings=embeddings,
         )
 
     @property
@@ -124,10 +137,18 @@ class EmbeddedBackend:
 
     # --- ModelStore ------------------------------------------------------------------
     async def active_versions(self) -> dict[str, str]:
-        return {NEIGHBOURS_MODEL: self.version, POPULAR_MODEL: self.version}
+        active = {NEIGHBOURS_MODEL: self.version, POPULAR_MODEL: self.version}
+        if self._embeddings is not None:
+            active[EMBEDDINGS_MODEL] = self.version
+        return active
 
     async def popular_lists(self, version: str) -> dict[str, ScoredList]:
         return self._popular
+
+    async def embeddings(self, version: str) -> EmbeddingTable:
+        if self._embeddings is None:
+            raise LookupError("no embeddings.npz in the data folder")
+        return self._embeddings
 
     # --- InteractionReader -----------------------------------------------------------
     async def recent(self, user_id: str, limit: int) -> list[Interaction]:
@@ -175,9 +196,9 @@ def _find(data_dir: Path, name: str, *, required: bool) -> Path | None:
     return None
 
 
-def _files_version(paths: Iterable[Path]) -> str:
+def _files_version(paths: Iterable[Path], prefix: str = "") -> str:
     """A version id that changes when any data file changes (name, size, mtime)."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(prefix.encode())
     for path in paths:
         stat = path.stat()
         digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())

@@ -16,8 +16,9 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from app.config import Settings
+from app.embeddings import EmbeddingTable, table_from_arrays
 from app.ranking.types import ScoredList
-from app.sources.base import NEIGHBOURS_MODEL, POPULAR_MODEL
+from app.sources.base import EMBEDDINGS_MODEL, MODELS
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,13 @@ class ScyllaStore:
         self._select_popular = session.prepare(
             f"SELECT segment, item_ids, scores FROM {ks}.popular WHERE model_version = ?"
         )
+        self._select_chunk_count = session.prepare(
+            f"SELECT row_count FROM {ks}.model_versions WHERE model = ? AND version = ?"
+        )
+        self._select_chunk = session.prepare(
+            f"SELECT item_ids, dim, vectors FROM {ks}.embedding_chunks "
+            "WHERE model_version = ? AND chunk = ?"
+        )
 
     async def _in_pool(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -178,7 +186,7 @@ class ScyllaStore:
             model: self._session.execute_async(
                 self._select_active, (model,), timeout=self._timeout_s
             )
-            for model in (NEIGHBOURS_MODEL, POPULAR_MODEL)
+            for model in MODELS
         }
         active: dict[str, str] = {}
         for model, future in futures.items():
@@ -196,3 +204,35 @@ class ScyllaStore:
             segment: ScoredList(tuple(ids or ()), tuple(scores or ()))
             for segment, ids, scores in rows
         }
+
+    async def embeddings(self, version: str) -> EmbeddingTable:
+        return await self._in_pool(self._read_embeddings, version)
+
+    def _read_embeddings(self, version: str) -> EmbeddingTable:
+        """Every chunk of the version, all in flight at once, validated as a file would be."""
+        import numpy as np
+
+        timeout = self._timeout_s * 50  # a version's load, not a request's read
+        row = self._session.execute(
+            self._select_chunk_count, (EMBEDDINGS_MODEL, version), timeout=timeout
+        ).one()
+        chunks = row[0] if row is not None and row[0] is not None else 0
+        futures = [
+            self._session.execute_async(self._select_chunk, (version, chunk), timeout=timeout)
+            for chunk in range(chunks)
+        ]
+        item_ids: list[str] = []
+        blocks = []
+        dims = set()
+        for chunk, future in enumerate(futures):
+            found = future.result().one()
+            if found is None:
+                raise ValueError(f"embeddings {version}: chunk {chunk} of {chunks} is missing")
+            ids, dim, data = found
+            item_ids += ids
+            dims.add(dim)
+            blocks.append(np.frombuffer(data, dtype="<f4").reshape(len(ids), dim))
+        if len(dims) > 1:
+            raise ValueError(f"embeddings {version}: chunks of dimensions {sorted(dims)}")
+        vectors = np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
+        return table_from_arrays(item_ids, vectors, f"embeddings {version}")
