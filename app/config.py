@@ -154,6 +154,28 @@ class Settings:
         "Feed: how many of the user's heaviest interacted items are expanded through their "
         "neighbour lists (all of them still drop as seen).",
     )
+    ann_weight: float = _setting(
+        0.1,
+        "Feed: share of a candidate's score from embedding similarity to the user's vector "
+        "(0: neighbour lists only; 1: embeddings only). Used when an embeddings version is "
+        "active.",
+    )
+    ann_candidates: int = _setting(
+        30, "Feed: candidates taken from the embeddings index per request."
+    )
+    embeddings_max_mb: int = _setting(
+        1024,
+        "Largest embeddings version the service indexes (vectors and graph); a larger one is "
+        "refused and the previous keeps serving.",
+    )
+    ann_m: int = _setting(32, "Embeddings index: links per node of the HNSW graph.")
+    ann_ef_construction: int = _setting(
+        200, "Embeddings index: search breadth while the graph is built."
+    )
+    ann_recall_target: float = _setting(
+        0.95,
+        "Embeddings index: recall@50 the search breadth is calibrated to, per version.",
+    )
     max_per_category: int = _setting(10, "Diversity cap: most items of one category per page.")
     max_per_seller: int = _setting(3, "Diversity cap: most items of one seller per page.")
     similar_region_weight: float = _setting(
@@ -216,6 +238,10 @@ class Settings:
             "catalog_timeout_ms",
             "history_limit",
             "max_seeds",
+            "ann_candidates",
+            "embeddings_max_mb",
+            "ann_m",
+            "ann_ef_construction",
             "breaker_failures",
             "event_write_deadline_ms",
             "default_limit",
@@ -241,6 +267,10 @@ class Settings:
                 f"{ENV_PREFIX}CATALOG_CACHE_TTL_S must not be negative and "
                 f"{ENV_PREFIX}CATALOG_CACHE_REFRESH_S must be positive"
             )
+        if not 0.0 <= self.ann_weight <= 1.0:
+            raise SettingsError(f"{ENV_PREFIX}ANN_WEIGHT must be within 0..1")
+        if not 0.0 < self.ann_recall_target <= 1.0:
+            raise SettingsError(f"{ENV_PREFIX}ANN_RECALL_TARGET must be within (0, 1]")
         if not 0.0 < self.recency_position_decay <= 1.0:
             raise SettingsError(f"{ENV_PREFIX}RECENCY_POSITION_DECAY must be within (0, 1]")
         if not 0.0 <= self.similar_region_weight <= 1.0:

@@ -1,8 +1,10 @@
 """Where a request goes: read the sources concurrently, rank with the pure core, build a page.
 
     feed:    DynamoDB recent interactions -> weights -> neighbour lists (one Scylla hop for all
-             misses) -> candidate scores -> one catalog call -> filters, diversity, popular fill
-    similar: neighbour list of one item (+ the user's seen items) -> catalog -> region rerank
+             misses) + nearest items to the user's vector (the pinned embeddings index) ->
+             blended candidate scores -> one catalog call -> filters, diversity, popular fill
+    similar: neighbour list of one item, or its nearest vectors when it has no list (+ the
+             user's seen items) -> catalog -> region rerank
     popular: the pinned version's popular lists (in memory) -> catalog -> filters
 
 Every dependency call gets the smaller of its own timeout and what is left of the request's
@@ -32,7 +34,13 @@ from app.ranking.page import (
     popular_candidates,
     preferred_category_and_region,
 )
-from app.ranking.scoring import score_candidates, seed_weights, strongest, top_candidates
+from app.ranking.scoring import (
+    blend,
+    score_candidates,
+    seed_weights,
+    strongest,
+    top_candidates,
+)
 from app.ranking.similar import rerank_by_region, similar_candidates
 from app.ranking.types import EMPTY_LIST, Scored, ScoredList
 from app.results import RecommendationPage, RecommendedItem
@@ -169,6 +177,13 @@ class Recommender:
         if seeds and snapshot.neighbours_version is not None:
             lists = await self._neighbour_lists(snapshot.neighbours_version, seeds, request)
             scores = score_candidates(seeds, lists)
+        index = snapshot.embeddings
+        if seeds and index is not None and settings.ann_weight > 0.0:
+            # The user vector and the search use the snapshot's one embeddings version.
+            vector = index.table.user_vector(seeds)
+            if vector is not None:
+                nearest = index.search(vector, settings.ann_candidates + len(seeds))
+                scores = blend(scores, nearest, settings.ann_weight)
 
         drop = _dropped(seen | query.exclude, served)
         filtered = query.category is not None or query.region is not None
@@ -250,6 +265,11 @@ class Recommender:
 
         drop = query.exclude | {i.item_id for i in interactions} | {query.item_id}
         neighbour_list = lists.get(query.item_id, EMPTY_LIST)
+        if not neighbour_list and snapshot.embeddings is not None:
+            # No list (a new item, or one too rarely seen): its nearest vectors instead.
+            neighbour_list = _as_list(
+                snapshot.embeddings.similar(query.item_id, 2 * query.limit + len(drop))
+            )
         rules = PageRules(
             limit=query.limit, max_per_category=query.limit, max_per_seller=query.limit
         )
@@ -376,6 +396,11 @@ class Recommender:
 
 async def _nothing() -> dict[str, ScoredList]:
     return {}
+
+
+def _as_list(scores: dict[str, float]) -> ScoredList:
+    ranked = sorted(scores.items(), key=lambda entry: (-entry[1], entry[0]))
+    return ScoredList(tuple(i for i, _ in ranked), tuple(s for _, s in ranked))
 
 
 def _ids(first: Iterable[Scored], second: Iterable[Scored], third: Iterable[str]) -> list[str]:

@@ -63,6 +63,28 @@ def score_candidates(
     return scores
 
 
+def blend(
+    neighbour_scores: Mapping[str, float], vector_scores: Mapping[str, float], weight: float
+) -> dict[str, float]:
+    """One score from the two candidate sources, ranked as `(1 - weight) * n / max(n) +
+    weight * v / max(v)`: each source scaled to its own best (their units differ: summed
+    similarities, cosines), a candidate missing from one source getting 0 from it, negative
+    cosines 0. Kept in the neighbour scores' unit (the same order, times a constant), so
+    only the few vector candidates are touched, not the hundreds of neighbour ones."""
+    positive = {item: score for item, score in vector_scores.items() if score > 0.0}
+    if not positive or weight <= 0.0:
+        return dict(neighbour_scores)
+    top_n = max(neighbour_scores.values(), default=0.0)
+    if weight >= 1.0 or top_n <= 0.0:
+        return positive
+    factor = weight / (1.0 - weight) * top_n / max(positive.values())
+    blended = dict(neighbour_scores)
+    get = blended.get
+    for item, score in positive.items():
+        blended[item] = get(item, 0.0) + score * factor
+    return blended
+
+
 def top_candidates(
     scores: Mapping[str, float],
     *,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+import numpy as np
 import pytest
 
 from app.config import Settings
 from app.domain import CatalogItem, Interaction
+from app.embeddings import table_from_arrays
 from app.model_versions import ModelTracker
 from app.ranking.types import ScoredList
 from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
@@ -175,3 +177,50 @@ async def test_similar_items_never_show_an_unlisted_neighbour_if_the_next_lookup
     assert len(catalog.calls) == 2 and "i6" in catalog.calls[0]
     assert page.degraded == [DEP_CATALOG]
     assert [item.item_id for item in page.items] == ["i7", "i8", "i9"]  # activity unknown
+
+
+def backend_with_vectors() -> EmbeddedBackend:
+    """Items w0..w99 in two directions (even ones along x, odd ones along y); no neighbour
+    list for any of them: a catalog whose lists are thin, as for new items."""
+    items = [f"w{n}" for n in range(100)]
+    vectors = np.array([[1.0, 0.01 * n] if n % 2 == 0 else [0.01 * n, 1.0] for n in range(100)])
+    return EmbeddedBackend(
+        version="v1",
+        neighbours={},
+        popular={"global": ScoredList(("w99", "w97"), (2.0, 1.0))},
+        catalog={i: CatalogItem(i, active=True) for i in items},
+        interactions={"even-fan": [Interaction("w0", "view", NOW), Interaction("w2", "view", NOW)]},
+        embeddings=table_from_arrays(items, vectors, "test"),
+    )
+
+
+async def vector_recommender(ann_weight: float) -> Recommender:
+    data = backend_with_vectors()
+    models = ModelTracker(data, refresh_s=60)
+    await models.refresh()
+    settings = dataclasses.replace(Settings.from_env({}), ann_weight=ann_weight)
+    return Recommender(
+        settings,
+        models=models,
+        interactions=data,
+        neighbours=data.neighbour_lookup,
+        catalog=data.catalog_lookup,
+    )
+
+
+async def test_without_neighbour_lists_the_feed_finds_candidates_near_the_users_vector() -> None:
+    page = await (await vector_recommender(ann_weight=0.5)).feed(FeedQuery("even-fan", 5))
+    assert page.model_version == "neighbours=v1,popular=v1,embeddings=v1"
+    assert [item.source for item in page.items] == ["personalized"] * 5
+    assert all(int(item.item_id[1:]) % 2 == 0 for item in page.items)  # the user's direction
+    assert not {"w0", "w2"} & {item.item_id for item in page.items}  # seen
+    # With the weight at 0 the same user gets the popular fallback.
+    page = await (await vector_recommender(ann_weight=0.0)).feed(FeedQuery("even-fan", 2))
+    assert [item.item_id for item in page.items] == ["w99", "w97"]
+
+
+async def test_an_item_without_a_neighbour_list_gets_similar_items_from_its_vector() -> None:
+    page = await (await vector_recommender(ann_weight=0.0)).similar(SimilarQuery("w1", 3))
+    assert [item.source for item in page.items] == ["similar"] * 3
+    assert all(int(item.item_id[1:]) % 2 == 1 for item in page.items)
+    assert "w1" not in {item.item_id for item in page.items}

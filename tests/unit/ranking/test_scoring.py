@@ -4,6 +4,7 @@ import pytest
 
 from app.domain import DEFAULT_EVENT_WEIGHTS, Interaction
 from app.ranking.scoring import (
+    blend,
     normalized,
     score_candidates,
     seed_weights,
@@ -123,3 +124,18 @@ def test_only_the_heaviest_seeds_are_expanded() -> None:
     seeds = {"a": 1.0, "b": 0.5, "c": 0.5, "d": 0.1}
     assert strongest(seeds, 2) == {"a": 1.0, "b": 0.5}  # ties by id
     assert strongest(seeds, 10) == seeds
+
+
+def test_blend_scales_each_source_to_its_best_and_mixes_them() -> None:
+    neighbours = {"a": 4.0, "b": 2.0}
+    vectors = {"b": 0.5, "c": 1.0, "far": -0.2}
+    blended = blend(neighbours, vectors, 0.25)
+    # (1 - w) n / max(n) + w v / max(v), times max(n) / (1 - w): the same order.
+    expected = {"a": 0.75, "b": 0.375 + 0.125, "c": 0.25}
+    scale = 4.0 / 0.75
+    assert blended == {item: pytest.approx(score * scale) for item, score in expected.items()}
+    assert blend(neighbours, vectors, 0.0) == neighbours
+    assert blend(neighbours, vectors, 1.0) == {"b": 0.5, "c": 1.0}
+    assert blend({}, vectors, 0.5) == {"b": 0.5, "c": 1.0}
+    assert blend(neighbours, {}, 0.5) == neighbours
+    assert blend(neighbours, {"far": -0.5}, 0.5) == neighbours
