@@ -59,6 +59,7 @@ DATASETS = {
 
 # The serving knobs before this table existed, for the "before" row.
 BEFORE_SERVING = {
+    "RECS_ANN_WEIGHT": "0",
     "RECS_HISTORY_LIMIT": "50",
     "RECS_RECENCY_HALF_LIFE_MS": "259200000",
     "RECS_RECENCY_POSITION_DECAY": "1",
@@ -67,7 +68,10 @@ BEFORE_SERVING = {
     "RECS_MAX_PER_SELLER": "2",
 }
 ROWS = (
-    Row("cooccurrence, defaults"),
+    Row("defaults: cooccurrence + embeddings (weight 0.1)"),
+    Row("cooccurrence alone", env={"RECS_ANN_WEIGHT": "0"}),
+    Row("embeddings alone", env={"RECS_ANN_WEIGHT": "1"}),
+    Row("defaults, embeddings weight 0.3", env={"RECS_ANN_WEIGHT": "0.3"}),
     Row("cooccurrence, --alpha 0.5 (cosine)", ("--alpha", "0.5")),
     Row("cooccurrence, --window 5", ("--window", "5", "--window-decay", "0.7")),
     Row("cooccurrence, --session-gap-minutes 30", ("--session-gap-minutes", "30")),
@@ -108,6 +112,7 @@ def arguments(dataset: Dataset, row: Row) -> list[str]:
         "--catalog",
         str(folder / "catalog.jsonl"),
         "--build",
+        "--build-embeddings",
         *row.build,
         *dataset.mf,
         "--json",
@@ -126,9 +131,9 @@ def evaluate(dataset: Dataset, row: Row) -> tuple[dict[str, object], float]:
 
 def markdown(results: list[tuple[Dataset, Row, dict[str, object], float]]) -> str:
     lines = [
-        "| dataset | feed built with | HR@10 | NDCG@10 | MRR@10 | HR@20 | popular HR@10 "
-        "| MF HR@10 | × popular | × MF | cov@10 | s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| dataset | feed built with | HR@10 | NDCG@10 | MRR@10 | HR@20 | HR@10, 1-3 events "
+        "| popular HR@10 | MF HR@10 | × popular | × MF | cov@10 | s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     commands = []
     for number, (dataset, row, report, seconds) in enumerate(results, 1):
@@ -137,9 +142,11 @@ def markdown(results: list[tuple[Dataset, Row, dict[str, object], float]]) -> st
         mf = next(m for name, m in methods.items() if name.startswith("mf:"))
         at10, at20 = feed["metrics"]["10"], feed["metrics"]["20"]
         pop, base = popular["metrics"]["10"]["hr"], mf["metrics"]["10"]["hr"]
+        short = feed["short_history"]
+        cold = f"{short['metrics']['10']['hr']:.4f} ({short['users']})" if short["users"] else "-"
         lines.append(
             f"| {dataset.name} | {number}. {row.label} | {at10['hr']:.4f} | {at10['ndcg']:.4f} "
-            f"| {at10['mrr']:.4f} | {at20['hr']:.4f} | {pop:.4f} | {base:.4f} "
+            f"| {at10['mrr']:.4f} | {at20['hr']:.4f} | {cold} | {pop:.4f} | {base:.4f} "
             f"| {at10['hr'] / pop:.2f} | {at10['hr'] / base:.2f} "
             f"| {feed['coverage']['10']:.3f} | {seconds:.0f} |"
         )

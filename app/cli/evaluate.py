@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.cli.offline import add_neighbour_options, neighbour_builder, weighting_of
+from app.cli.offline import (
+    add_neighbour_options,
+    factorization_config,
+    neighbour_builder,
+    weighting_of,
+)
 from app.config import Settings
 
 DEFAULT_KS = "10,20"
@@ -41,6 +46,16 @@ def add_evaluate_command(commands: Any) -> None:
     )
     parser.add_argument("--neighbours", type=Path, help="neighbours CSV to evaluate")
     parser.add_argument("--popular", type=Path, help="popular CSV (the fallback)")
+    parser.add_argument(
+        "--embeddings",
+        type=Path,
+        help="embeddings .npz: blended into the feed as RECS_ANN_WEIGHT says",
+    )
+    parser.add_argument(
+        "--build-embeddings",
+        action="store_true",
+        help="learn item vectors (ALS, the --factors ... options) from the training part",
+    )
     parser.add_argument(
         "--build",
         action="store_true",
@@ -77,9 +92,10 @@ def parse_ks(text: str) -> tuple[int, ...]:
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from app.domain import CatalogItem
+    from app.embeddings import read_embeddings, table_from_arrays
     from app.evaluation.protocols import EvaluationInputError, split_log
     from app.evaluation.runner import evaluate
-    from app.offline.factorization import FactorizationConfig
+    from app.offline.factorization import FactorizationConfig, train_factors
     from app.offline.formats import read_catalog
     from app.offline.popular import item_popularity, popular_lists
     from app.ranking.types import ScoredList
@@ -120,6 +136,17 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             segment: ScoredList(tuple(i for i, _ in ranked), tuple(s for _, s in ranked))
             for segment, ranked in popular_lists(popularity, known).items()
         }
+    embeddings = None
+    if args.embeddings is not None:
+        embeddings = read_embeddings(args.embeddings)
+    elif args.build_embeddings:
+        building = time.perf_counter()
+        learned = train_factors(split.train_rows, factorization_config(args, method="als"))
+        embeddings = table_from_arrays(learned.item_ids, learned.items, "built embeddings")
+        notes.append(
+            f"embeddings built (als) from the training part in "
+            f"{time.perf_counter() - building:.1f} s"
+        )
     mf = None
     if args.mf is not None:
         mf = FactorizationConfig(
@@ -139,6 +166,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             catalog=catalog,
             ks=ks,
             mf=mf,
+            embeddings=embeddings,
         )
     )
     report.notes += notes

@@ -1,9 +1,9 @@
 """`recs`: the command line for getting data in and managing model versions.
 
     recs schema apply
-    recs load neighbours|popular|catalog|interactions FILE
+    recs load neighbours|popular|embeddings|catalog|interactions FILE
     recs versions list|activate|rollback
-    recs build neighbours|popular
+    recs build neighbours|popular|embeddings
     recs evaluate INTERACTIONS ...
     recs demo generate|ensure|load
 
@@ -25,7 +25,9 @@ from typing import Any
 
 from app.cli.common import report_skipped
 from app.config import Settings, SettingsError
+from app.embeddings import EmbeddingsError
 from app.offline.formats import FormatError, ReadStats
+from app.sources.base import MODELS
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -47,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         hint = "fix the row or pass --skip-invalid" if exc.row else "fix the file"
         print(f"nothing was loaded; {hint}", file=sys.stderr)
+        return 2
+    except EmbeddingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was loaded; fix the file", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing half-loaded was activated", file=sys.stderr)
@@ -175,7 +181,7 @@ def _gated_activation(
     keyspace = settings.scylla_keyspace
     active = {
         name: current
-        for name in versions.MODELS
+        for name in MODELS
         if (current := versions.active_version(session, keyspace, name)) is not None
     }
     split = split_log(args.gate, "leave-last-out", history_kept=settings.history_limit)
@@ -207,6 +213,51 @@ def _gated_activation(
     print(f"{model} {version}: activated")
     if deleted:
         print(f"{model}: cleaned up old versions {', '.join(deleted)}")
+    return 0
+
+
+def _load_embeddings(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate the file whole, check that the service can index it within its memory bound,
+    then publish it as a version (activated unless --no-activate, or refused over the bound)."""
+    from app.embeddings import estimate_index_bytes, read_embeddings
+    from app.publishing import versions
+    from app.publishing.scylla import publish_embeddings
+
+    path: Path = args.file
+    started = time.perf_counter()
+    table = read_embeddings(path)
+    parsed_s = time.perf_counter() - started
+    needed = estimate_index_bytes(len(table), table.dim, settings.ann_m)
+    bound = settings.embeddings_max_mb * 1024 * 1024
+    over = needed > bound
+    version = args.version or versions.content_version("emb", path)
+    cluster, session = _cql(settings)
+    try:
+        result = publish_embeddings(
+            session,
+            settings.scylla_keyspace,
+            table,
+            version=version,
+            source=str(path),
+            activate=not args.no_activate and not over,
+            keep=settings.model_versions_kept,
+        )
+    finally:
+        cluster.shutdown()
+    print(
+        f"embeddings {version}: {'published' if not result.reused else 'already published'}"
+        f"{' and activated' if result.activated else ' (not active)'}: {len(table)} vectors "
+        f"of {table.dim} dimensions read in {parsed_s:.1f} s, {result.items} chunks written "
+        f"and verified in {result.seconds:.1f} s"
+    )
+    if over and not args.no_activate:
+        print(
+            f"embeddings {version}: activation refused: indexed it needs {needed / 2**20:.0f} MB,"
+            f" over RECS_EMBEDDINGS_MAX_MB ({settings.embeddings_max_mb}); it stays ready and "
+            "inactive, the active version keeps serving",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -340,7 +391,7 @@ def _versions_list(args: argparse.Namespace, settings: Settings) -> int:
 
     cluster, session = _cql(settings)
     try:
-        models = [args.model] if args.model else list(versions.MODELS)
+        models = [args.model] if args.model else list(MODELS)
         for model in models:
             print(f"{model}:")
             for v in versions.list_versions(session, settings.scylla_keyspace, model):
@@ -418,6 +469,17 @@ def _parser() -> argparse.ArgumentParser:
     _publish_options(popular)
     popular.set_defaults(handler=_load_popular)
 
+    embeddings = load.add_parser(
+        "embeddings",
+        help="publish item vectors (.npz: item_ids, vectors) as a new embeddings version",
+    )
+    embeddings.add_argument("file", type=Path)
+    embeddings.add_argument(
+        "--no-activate", action="store_true", help="publish without activating the version"
+    )
+    embeddings.add_argument("--version", help="version id (default: derived from the content)")
+    embeddings.set_defaults(handler=_load_embeddings)
+
     catalog = load.add_parser(
         "catalog", help="load item metadata (JSONL) into the catalog service (RECS_CATALOG_URL)"
     )
@@ -440,17 +502,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ACTION"
     )
     listing = versions_parser.add_parser("list", help="versions of each model, newest first")
-    listing.add_argument("model", nargs="?", choices=("neighbours", "popular"))
+    listing.add_argument("model", nargs="?", choices=MODELS)
     listing.set_defaults(handler=_versions_list)
     activate = versions_parser.add_parser("activate", help="make a ready version active")
-    activate.add_argument("model", choices=("neighbours", "popular"))
+    activate.add_argument("model", choices=MODELS)
     activate.add_argument("version")
     _gate_options(activate)
     activate.set_defaults(handler=_versions_activate)
     rollback = versions_parser.add_parser(
         "rollback", help="activate the newest ready version older than the active one"
     )
-    rollback.add_argument("model", choices=("neighbours", "popular"))
+    rollback.add_argument("model", choices=MODELS)
     rollback.set_defaults(handler=_versions_rollback)
 
     from app.cli.evaluate import add_evaluate_command

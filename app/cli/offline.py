@@ -43,6 +43,16 @@ def add_offline_commands(commands: Any) -> None:
     neighbours.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
     neighbours.set_defaults(handler=_build_neighbours)
 
+    embeddings = build.add_parser(
+        "embeddings",
+        help="item vectors learned from interactions (ALS or BPR), as an embeddings .npz",
+    )
+    embeddings.add_argument("interactions", type=Path, help="interactions CSV[.gz]")
+    embeddings.add_argument("out", type=Path, help="embeddings file to write (.npz)")
+    add_factorization_options(embeddings)
+    embeddings.add_argument("--skip-invalid", action="store_true", help="skip and count bad rows")
+    embeddings.set_defaults(handler=_build_embeddings)
+
     popular = build.add_parser(
         "popular", help="popular lists (global, per category, per region) from interactions"
     )
@@ -72,7 +82,7 @@ def add_offline_commands(commands: Any) -> None:
     load = demo.add_parser(
         "load",
         help="apply the schema and load a dataset folder into the configured stack "
-        "(neighbours, popular, catalog, interactions)",
+        "(neighbours, popular, embeddings if present, catalog, interactions)",
     )
     load.add_argument("--data", type=Path, default=DEFAULT_DEMO_DIR, help="dataset folder")
     load.set_defaults(handler=_demo_load)
@@ -81,10 +91,8 @@ def add_offline_commands(commands: Any) -> None:
 def add_neighbour_options(parser: argparse.ArgumentParser) -> None:
     """The neighbour builder's options (`recs build neighbours`, `recs evaluate --build`)."""
     from app.offline.cooccurrence import CooccurrenceConfig
-    from app.offline.factorization import FactorizationConfig
 
     cooc = CooccurrenceConfig()
-    learned = FactorizationConfig()
     parser.add_argument(
         "--method",
         choices=("cooccurrence", "als", "bpr"),
@@ -114,7 +122,22 @@ def add_neighbour_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="a longer pause empties the window (default: the window spans visits)",
     )
+    add_factorization_options(parser, with_method=False)
+
+
+def add_factorization_options(parser: argparse.ArgumentParser, *, with_method: bool = True) -> None:
+    """Options of the learned methods (ALS, BPR): item vectors and `--method als|bpr`."""
+    from app.offline.factorization import FactorizationConfig
+
+    learned = FactorizationConfig()
     group = parser.add_argument_group("als, bpr")
+    if with_method:
+        group.add_argument("--method", choices=("als", "bpr"), default="als")
+        group.add_argument(
+            "--half-life-days",
+            type=float,
+            help="recency half-life before each user's newest event (default: no decay)",
+        )
     group.add_argument("--factors", type=int, default=learned.factors, help="vector size")
     group.add_argument("--regularization", type=float, default=learned.regularization)
     group.add_argument("--iterations", type=int, default=learned.iterations)
@@ -123,6 +146,22 @@ def add_neighbour_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--learning-rate", type=float, default=learned.learning_rate, help="BPR")
     group.add_argument("--seed", type=int, default=learned.seed)
+
+
+def factorization_config(args: argparse.Namespace, method: Any = None) -> Any:
+    """The learned method's settings from the options (`method` overrides `--method`)."""
+    from app.offline.factorization import FactorizationConfig
+
+    return FactorizationConfig(
+        method=method or args.method,
+        factors=args.factors,
+        regularization=args.regularization,
+        iterations=args.iterations,
+        alpha=args.confidence,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        weighting=weighting_of(args),
+    )
 
 
 def weighting_of(args: argparse.Namespace) -> Any:
@@ -148,19 +187,9 @@ def neighbour_builder(args: argparse.Namespace) -> Callable[[Iterable[Any]], Any
             weighting=weighting_of(args),
         )
         return functools.partial(build_neighbours, config=config)
-    from app.offline.factorization import FactorizationConfig, factor_neighbours
+    from app.offline.factorization import factor_neighbours
 
-    learned = FactorizationConfig(
-        method=args.method,
-        factors=args.factors,
-        regularization=args.regularization,
-        iterations=args.iterations,
-        alpha=args.confidence,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        weighting=weighting_of(args),
-    )
-    return functools.partial(factor_neighbours, config=learned, k=args.top_k)
+    return functools.partial(factor_neighbours, config=factorization_config(args), k=args.top_k)
 
 
 def _build_neighbours(args: argparse.Namespace, _: Settings) -> int:
@@ -174,6 +203,24 @@ def _build_neighbours(args: argparse.Namespace, _: Settings) -> int:
     print(
         f"neighbours ({args.method}): {log.stats.rows_ok} interactions -> {written} rows in "
         f"{args.out} ({time.perf_counter() - started:.1f} s)"
+    )
+    report_skipped(args.interactions, log.stats)
+    return 0
+
+
+def _build_embeddings(args: argparse.Namespace, _: Settings) -> int:
+    from app.embeddings import write_embeddings
+    from app.offline.factorization import train_factors
+    from app.offline.formats import InteractionLog
+
+    started = time.perf_counter()
+    log = InteractionLog(args.interactions, skip_invalid=args.skip_invalid)
+    factors = train_factors(log, factorization_config(args))
+    write_embeddings(args.out, factors.item_ids, factors.items)
+    print(
+        f"embeddings ({args.method}): {log.stats.rows_ok} interactions -> "
+        f"{len(factors.item_ids)} vectors of {factors.items.shape[1]} dimensions in {args.out} "
+        f"({time.perf_counter() - started:.1f} s)"
     )
     report_skipped(args.interactions, log.stats)
     return 0
@@ -233,6 +280,8 @@ def _demo_load(args: argparse.Namespace, settings: Settings) -> int:
         ["load", "catalog", str(_one(data, "catalog.jsonl"))],
         ["load", "interactions", str(_one(data, "interactions.csv"))],
     ]
+    if (data / "embeddings.npz").is_file():
+        steps.insert(3, ["load", "embeddings", str(data / "embeddings.npz")])
     for step in steps:
         code = recs(step)
         if code != 0:

@@ -19,9 +19,10 @@ from typing import Any, Final
 
 from app.config import Settings
 from app.domain import CatalogItem, Interaction
+from app.embeddings import EmbeddingTable
 from app.evaluation.protocols import Split
 from app.evaluation.runner import MethodScores, OpenCatalog, feed_scores
-from app.model_versions import ModelTracker
+from app.model_versions import EmbeddingLimits, ModelTracker
 from app.ranking.types import ScoredList
 from app.recommender import Recommender
 from app.sources.base import BatchLookup, Lookup
@@ -79,6 +80,9 @@ class _PinnedVersions:
     async def popular_lists(self, version: str) -> dict[str, ScoredList]:
         return await self._store.popular_lists(version)
 
+    async def embeddings(self, version: str) -> EmbeddingTable:
+        return await self._store.embeddings(version)
+
 
 class _StoreLookup:
     """Neighbour lists read straight from the store, one round trip per request."""
@@ -133,7 +137,11 @@ async def score_versions(
         )
 
         async def scored(versions: Mapping[str, str], name: str) -> MethodScores:
-            models = ModelTracker(_PinnedVersions(store, versions), refresh_s=3600)
+            models = ModelTracker(
+                _PinnedVersions(store, versions),
+                refresh_s=3600,
+                embeddings=EmbeddingLimits.from_settings(settings),
+            )
             await models.refresh()
             recommender = Recommender(
                 offline,

@@ -18,15 +18,16 @@ Baselines, scored on the same users and cut-offs:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.config import Settings
 from app.domain import CatalogItem
+from app.embeddings import EmbeddingTable
 from app.evaluation.metrics import MetricTotals
 from app.evaluation.protocols import LEAVE_LAST_OUT, EvaluationInputError, Split
-from app.model_versions import ModelTracker
+from app.model_versions import EmbeddingLimits, ModelTracker
 from app.offline.factorization import FactorizationConfig, train_factors
 from app.ranking.types import SOURCE_PERSONALIZED, ScoredList
 from app.recommender import FeedQuery, Recommender
@@ -58,12 +59,19 @@ class OpenCatalog:
         return Lookup({key: CatalogItem(key) for key in keys})
 
 
+# Users this short of history are scored apart too: where a cold start shows.
+SHORT_HISTORY = 3
+
+
 @dataclass(slots=True)
 class MethodScores:
     name: str
     metrics: dict[int, dict[str, float]]
     coverage: dict[int, float]
     users: int
+    short: dict[int, dict[str, float]] = field(default_factory=dict)
+    """The metrics of the users with 1 to SHORT_HISTORY training events only."""
+    short_users: int = 0
     from_history: float | None = None
     """Feed only: share of users whose top K holds at least one item from their history."""
     seconds: float = 0.0
@@ -74,9 +82,42 @@ class MethodScores:
             "users": self.users,
             "metrics": {str(k): values for k, values in self.metrics.items()},
             "coverage": {str(k): value for k, value in self.coverage.items()},
+            "short_history": {
+                "users": self.short_users,
+                "metrics": {str(k): values for k, values in self.short.items()},
+            },
             "from_history": self.from_history,
             "seconds": round(self.seconds, 3),
         }
+
+
+class _Scoring:
+    """One method's totals: over every scored user, and over the short histories."""
+
+    def __init__(self, split: Split, ks: Sequence[int]) -> None:
+        self._histories = split.histories
+        self.every = MetricTotals(tuple(ks))
+        self.short = MetricTotals(tuple(ks))
+        self._started = time.perf_counter()
+
+    def add(self, user: str, recommended: Sequence[str], relevant: Collection[str]) -> None:
+        self.every.add(recommended, relevant)
+        if 0 < len(self._histories.get(user, ())) <= SHORT_HISTORY:
+            self.short.add(recommended, relevant)
+
+    def scores(
+        self, name: str, catalog_items: int, from_history: float | None = None
+    ) -> MethodScores:
+        return MethodScores(
+            name,
+            self.every.means(),
+            self.every.coverage(catalog_items),
+            self.every.users,
+            short=self.short.means(),
+            short_users=self.short.users,
+            from_history=from_history,
+            seconds=time.perf_counter() - self._started,
+        )
 
 
 @dataclass(slots=True)
@@ -115,19 +156,25 @@ class Report:
         if self.split != LEAVE_LAST_OUT:
             names += ["precision", "recall"]
         header = ["method"] + [f"{name}@{k}" for k in self.ks for name in names]
-        header += [f"cov@{k}" for k in self.ks] + ["history"]
+        first = self.ks[0]
+        header += [f"cov@{k}" for k in self.ks] + ["history", f"hr@{first} 1-{SHORT_HISTORY}"]
         rows = [header]
         for method in self.methods:
             row = [method.name]
             row += [f"{method.metrics[k][name]:.4f}" for k in self.ks for name in names]
             row += [f"{method.coverage[k]:.3f}" for k in self.ks]
             row.append("" if method.from_history is None else f"{method.from_history:.3f}")
+            row.append(f"{method.short[first]['hr']:.4f}" if method.short_users else "")
             rows.append(row)
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = [
             f"{self.log}: {self.split}, {self.users} users scored, {self.train_events} training "
             f"and {self.test_events} test events, {self.catalog_items} catalog items",
         ]
+        lines.append(
+            f"hr@{first} 1-{SHORT_HISTORY}: the users with 1 to {SHORT_HISTORY} training events "
+            f"({self.methods[0].short_users if self.methods else 0})"
+        )
         if self.split == LEAVE_LAST_OUT:
             lines.append(
                 f"held-out items the user had met before: {self.repeat_share:.1%} "
@@ -137,7 +184,6 @@ class Report:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in rows
         ]
-        first = self.ks[0]
         feed = next((m for m in self.methods if m.name == "feed"), None)
         if feed is not None:
             for other in self.methods:
@@ -156,16 +202,21 @@ def in_process_recommender(
     neighbours: Mapping[str, ScoredList],
     popular: Mapping[str, ScoredList],
     catalog: Mapping[str, CatalogItem] | None,
+    embeddings: EmbeddingTable | None = None,
 ) -> tuple[Recommender, ModelTracker]:
-    """The service's recommender over the split's histories and in-memory models."""
+    """The service's recommender over the split's histories and in-memory models (the
+    embeddings, if any, indexed as the service indexes them once `models` is refreshed)."""
     backend = EmbeddedBackend(
         version="evaluation",
         neighbours=dict(neighbours),
         popular=dict(popular),
         catalog=dict(catalog or {}),
         interactions=split.histories,
+        embeddings=embeddings,
     )
-    models = ModelTracker(backend, refresh_s=3600)
+    models = ModelTracker(
+        backend, refresh_s=3600, embeddings=EmbeddingLimits.from_settings(settings)
+    )
     catalog_lookup: BatchLookup[CatalogItem] = (
         OpenCatalog() if catalog is None else InMemoryLookup(dict(catalog))
     )
@@ -195,22 +246,14 @@ async def feed_scores(
     recommender: Recommender, split: Split, ks: Sequence[int], catalog_items: int
 ) -> MethodScores:
     """The feed's answer for every scored user, scored."""
-    started = time.perf_counter()
-    totals = MetricTotals(tuple(ks))
+    scoring = _Scoring(split, ks)
     limit = max(ks)
     personalized = 0
     for user, relevant in split.targets.items():
         page = await feed_page(recommender, user, limit)
-        totals.add([item.item_id for item in page.items], relevant)
+        scoring.add(user, [item.item_id for item in page.items], relevant)
         personalized += any(item.source == SOURCE_PERSONALIZED for item in page.items)
-    return MethodScores(
-        "feed",
-        totals.means(),
-        totals.coverage(catalog_items),
-        totals.users,
-        from_history=personalized / max(totals.users, 1),
-        seconds=time.perf_counter() - started,
-    )
+    return scoring.scores("feed", catalog_items, personalized / max(len(split.targets), 1))
 
 
 def popular_scores(
@@ -221,25 +264,18 @@ def popular_scores(
     catalog_items: int,
 ) -> MethodScores:
     """Baseline: the global popular list minus what the user met in training."""
-    started = time.perf_counter()
     ranked = _active(popular.get(GLOBAL_SEGMENT, ScoredList((), ())).item_ids, catalog)
     listed = set(ranked)
     seen: dict[str, set[str]] = {}
     for user, item, _event, _ts in split.train_rows:
         if item in listed and user in split.targets:
             seen.setdefault(user, set()).add(item)
-    totals = MetricTotals(tuple(ks))
+    scoring = _Scoring(split, ks)
     limit = max(ks)
     for user, relevant in split.targets.items():
         met = seen.get(user, set())
-        totals.add([item for item in ranked if item not in met][:limit], relevant)
-    return MethodScores(
-        "popular",
-        totals.means(),
-        totals.coverage(catalog_items),
-        totals.users,
-        seconds=time.perf_counter() - started,
-    )
+        scoring.add(user, [item for item in ranked if item not in met][:limit], relevant)
+    return scoring.scores("popular", catalog_items)
 
 
 def mf_scores(
@@ -253,7 +289,7 @@ def mf_scores(
     """Baseline: user · item scores of a factorisation of the training events."""
     import numpy
 
-    started = time.perf_counter()
+    scoring = _Scoring(split, ks)
     factors = train_factors(split.train_rows, config)
     item_ids = numpy.asarray(factors.item_ids, dtype=object)
     eligible = numpy.ones(len(factors.item_ids), dtype=bool)
@@ -261,28 +297,21 @@ def mf_scores(
         eligible[:] = [item in catalog and catalog[item].active for item in factors.item_ids]
     users = {user: row for row, user in enumerate(factors.user_ids)}
     fallback = _active(popular.get(GLOBAL_SEGMENT, ScoredList((), ())).item_ids, catalog)
-    totals = MetricTotals(tuple(ks))
     limit = max(ks)
+    matrix = factors.matrix
     for user, relevant in split.targets.items():
         row = users.get(user)
         if row is None:  # no training event: the cold-start answer
-            totals.add(fallback[:limit], relevant)
+            scoring.add(user, fallback[:limit], relevant)
             continue
         scores = factors.items @ factors.users[row]
         scores[~eligible] = -numpy.inf
-        matrix = factors.matrix
         scores[matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]] = -numpy.inf
         count = min(limit, len(scores))
         best = numpy.argpartition(-scores, count - 1)[:count]
         best = best[numpy.argsort(-scores[best], kind="stable")]
-        totals.add([str(item) for item in item_ids[best]], relevant)
-    return MethodScores(
-        f"mf:{config.method}",
-        totals.means(),
-        totals.coverage(catalog_items),
-        totals.users,
-        seconds=time.perf_counter() - started,
-    )
+        scoring.add(user, [str(item) for item in item_ids[best]], relevant)
+    return scoring.scores(f"mf:{config.method}", catalog_items)
 
 
 def _active(item_ids: Iterable[str], catalog: Mapping[str, CatalogItem] | None) -> list[str]:
@@ -300,6 +329,7 @@ async def evaluate(
     catalog: Mapping[str, CatalogItem] | None,
     ks: Sequence[int],
     mf: FactorizationConfig | None = None,
+    embeddings: EmbeddingTable | None = None,
 ) -> Report:
     """Score the feed and the baselines on one split (see the module doc)."""
     log_items = {
@@ -312,8 +342,12 @@ async def evaluate(
     catalog_items = (
         sum(item.active for item in catalog.values()) if catalog is not None else split.log_items
     )
-    recommender, models = in_process_recommender(settings, split, neighbours, popular, catalog)
+    recommender, models = in_process_recommender(
+        settings, split, neighbours, popular, catalog, embeddings
+    )
     await models.refresh()
+    if models.refused:
+        raise EvaluationInputError(f"embeddings refused: {', '.join(models.refused.values())}")
     report = Report(
         split=split.name,
         log=str(split.path),

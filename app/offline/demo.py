@@ -10,6 +10,8 @@
   by time, ~40 per user on average (see below);
 - `neighbours.csv.gz`: `app.offline.cooccurrence` on those interactions, K = 50;
 - `popular.csv`: `app.offline.popular`, top 200 per segment;
+- `embeddings.npz`: item vectors learned from those interactions (`app.offline.factorization`,
+  ALS, 64 dimensions, one thread so the bytes repeat);
 - `manifest.json`: parameters, counts, rows and bytes per file, timings.
 
 The builders take the generated rows from memory rather than re-reading the file they
@@ -55,8 +57,10 @@ from typing import Any, Final
 import orjson
 
 from app.domain import CatalogItem, EventType
+from app.embeddings import write_embeddings
 from app.offline._gc import paused_gc
 from app.offline.cooccurrence import CooccurrenceConfig, build_neighbours, write_neighbours_csv
+from app.offline.factorization import FactorizationConfig, train_factors
 from app.offline.formats import InteractionRow, PathLike, write_catalog, write_interactions
 from app.offline.popular import item_popularity, popular_lists, write_popular_csv
 from app.offline.weighting import DAY_MS
@@ -78,7 +82,7 @@ DEFAULT_USERS: Final = 10_000
 DEFAULT_SEED: Final = 42
 # Bumped when the generator or the builders' defaults change: `recs demo ensure` then
 # generates the dataset again.
-DEMO_FORMAT: Final = 2
+DEMO_FORMAT: Final = 3
 DEFAULT_NOW_MS: Final = 1_793_491_200_000
 """2026-11-01T00:00:00Z: fixed, so the demo does not change with the day it is built."""
 
@@ -86,6 +90,7 @@ CATALOG_FILE: Final = "catalog.jsonl"
 INTERACTIONS_FILE: Final = "interactions.csv.gz"
 NEIGHBOURS_FILE: Final = "neighbours.csv.gz"
 POPULAR_FILE: Final = "popular.csv"
+EMBEDDINGS_FILE: Final = "embeddings.npz"
 MANIFEST_FILE: Final = "manifest.json"
 
 HISTORY_DAYS: Final = 60
@@ -522,6 +527,9 @@ def _generate_demo(
     popular = popular_lists(item_popularity(interactions), catalog, POPULAR_TOP_N)
     popular_rows = write_popular_csv(out / POPULAR_FILE, popular)
     lap("popular")
+    factors = train_factors(interactions, FactorizationConfig(seed=seed, threads=1))
+    write_embeddings(out / EMBEDDINGS_FILE, factors.item_ids, factors.items)
+    lap("embeddings")
     timings["total"] = round(time.perf_counter() - started, 3)
 
     row_counts = {
@@ -529,6 +537,7 @@ def _generate_demo(
         INTERACTIONS_FILE: interaction_rows,
         NEIGHBOURS_FILE: neighbour_rows,
         POPULAR_FILE: popular_rows,
+        EMBEDDINGS_FILE: len(factors.item_ids),
     }
     manifest = DemoManifest(
         out_dir=out,

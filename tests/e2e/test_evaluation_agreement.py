@@ -3,7 +3,8 @@
 A small demo is split leave-last-out and its models are built from the training part; the
 service (`python -m app`, embedded backend) serves that data folder over HTTP with the same
 settings the evaluator reads. For a sample of users, the items (and their order) of the
-service's feed equal the evaluator's list, and so do the served-from-history flags.
+service's feed equal the evaluator's list, and so do the served-from-history flags. Both
+blend in the candidates of an embeddings version, indexed each on its own side.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.embeddings import read_embeddings, write_embeddings
 from app.evaluation.protocols import split_log
 from app.evaluation.runner import feed_page, in_process_recommender
 from app.offline.cooccurrence import build_neighbours, write_neighbours_csv
 from app.offline.demo import generate_demo
+from app.offline.factorization import FactorizationConfig, train_factors
 from app.offline.formats import read_catalog, write_interactions
 from app.offline.popular import item_popularity, popular_lists, write_popular_csv
 from app.sources.embedded import read_neighbour_lists, read_popular_lists
@@ -38,6 +41,8 @@ KNOBS = {
     "RECS_MAX_PER_CATEGORY": "4",
     "RECS_MAX_PER_SELLER": "1",
     "RECS_EVENT_WEIGHTS": "view=1,favorite=2,message=6,add_to_cart=3,purchase=9",
+    "RECS_ANN_WEIGHT": "0.3",
+    "RECS_ANN_CANDIDATES": "40",
 }
 
 
@@ -55,6 +60,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
         data / "popular.csv", popular_lists(item_popularity(split.train_rows), catalog)
     )
     (data / "catalog.jsonl").write_bytes((root / "demo" / "catalog.jsonl").read_bytes())
+    learned = train_factors(split.train_rows, FactorizationConfig(factors=16, threads=1))
+    write_embeddings(data / "embeddings.npz", learned.item_ids, learned.items)
     service = ServiceProcess(
         env={
             **KNOBS,
@@ -81,11 +88,13 @@ def test_the_evaluators_top_k_is_the_services_feed(served: tuple[Path, str]) -> 
         read_neighbour_lists(data / "neighbours.csv"),
         read_popular_lists(data / "popular.csv"),
         catalog,
+        read_embeddings(data / "embeddings.npz"),
     )
     users = random.Random(3).sample(sorted(split.targets), 60)
 
     async def offline() -> dict[str, list[tuple[str, str]]]:
-        await models.refresh()
+        snapshot = await models.refresh()
+        assert snapshot.embeddings is not None
         pages = {user: await feed_page(recommender, user, K) for user in users}
         return {u: [(i.item_id, i.source) for i in page.items] for u, page in pages.items()}
 

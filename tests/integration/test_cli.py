@@ -21,9 +21,11 @@ from typing import Any
 
 import boto3
 import httpx
+import numpy as np
 import pytest
 
 from app.config import Settings
+from app.embeddings import write_embeddings
 from app.offline.formats import read_neighbours, read_popular
 from app.publishing import versions
 from app.schema.dynamodb import ensure_table
@@ -361,3 +363,30 @@ def test_a_command_exits_as_soon_as_it_is_done(cli: Cli) -> None:
     started = time.monotonic()
     cli.ok("versions", "list")
     assert time.monotonic() - started < 3.0
+
+
+def test_embeddings_load_validate_and_respect_the_memory_bound(cli: Cli) -> None:
+    vectors = np.random.default_rng(4).standard_normal((2500, 16))
+    good = cli.tmp / "emb-good.npz"
+    write_embeddings(good, [f"emb-{n}" for n in range(2500)], vectors)
+    loaded = cli.ok("load", "embeddings", str(good), "--version", "emb-cli-1")
+    assert "embeddings emb-cli-1: published and activated: 2500 vectors of 16" in loaded.stdout
+    assert active(listed(cli, "embeddings")) == ["emb-cli-1"]
+
+    bad = cli.tmp / "emb-bad.npz"
+    np.savez(bad, item_ids=np.asarray(["a", "b"]), vectors=np.asarray([[1.0], [np.nan]]))
+    refused = cli("load", "embeddings", str(bad))
+    assert refused.returncode == 2
+    assert f"error: {bad}: row 2 (item 'b'): vector has a value" in refused.stderr
+    assert "nothing was loaded" in refused.stderr
+
+    over = recs_cli(
+        {**cli.env, "RECS_EMBEDDINGS_MAX_MB": "1"},
+        "load", "embeddings", str(good), "--version", "emb-cli-2",
+        check=False,
+    )  # fmt: skip
+    assert over.returncode == 1
+    assert "activation refused" in over.stderr and "RECS_EMBEDDINGS_MAX_MB (1)" in over.stderr
+    listing = listed(cli, "embeddings")
+    assert listing["emb-cli-2"] == (False, "ready")
+    assert active(listing) == ["emb-cli-1"]

@@ -33,11 +33,19 @@ SUBCOMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
         "--version",
         "--quiet",
     ),
+    ("load", "embeddings"): ("file", "--no-activate", "--version"),
     ("load", "catalog"): ("file", "--skip-invalid"),
     ("load", "interactions"): ("file", "--skip-invalid", "--force"),
-    ("versions", "list"): ("neighbours", "popular"),
-    ("versions", "activate"): ("neighbours", "popular", "version", "--gate", "--tolerance"),
-    ("versions", "rollback"): ("neighbours", "popular"),
+    ("versions", "list"): ("neighbours", "popular", "embeddings"),
+    ("versions", "activate"): (
+        "neighbours",
+        "popular",
+        "embeddings",
+        "version",
+        "--gate",
+        "--tolerance",
+    ),
+    ("versions", "rollback"): ("neighbours", "popular", "embeddings"),
     ("build", "neighbours"): (
         "interactions",
         "out",
@@ -51,6 +59,7 @@ SUBCOMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
         "--factors",
         "--skip-invalid",
     ),
+    ("build", "embeddings"): ("interactions", "out", "--method", "--factors", "--skip-invalid"),
     ("build", "popular"): (
         "interactions",
         "catalog",
@@ -74,6 +83,8 @@ SUBCOMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
         "--json",
         "--method",
         "--window",
+        "--embeddings",
+        "--build-embeddings",
     ),
 }
 # Commands with actions (`recs load neighbours`), and commands that are leaves themselves.

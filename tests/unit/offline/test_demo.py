@@ -8,13 +8,20 @@ from pathlib import Path
 import pytest
 
 from app.domain import MIN_TS_MS, EventType, is_valid_id, is_valid_segment
+from app.embeddings import read_embeddings
 from app.offline.cooccurrence import CooccurrenceConfig, build_neighbours_file
 from app.offline.demo import DEFAULT_NOW_MS, DemoManifest, generate_demo
 from app.offline.formats import read_catalog, read_interactions, read_neighbours, read_popular
 from app.offline.popular import PopularConfig, build_popular_file
 
 REPO = Path(__file__).resolve().parents[3]
-DATA_FILES = ("catalog.jsonl", "interactions.csv.gz", "neighbours.csv.gz", "popular.csv")
+DATA_FILES = (
+    "catalog.jsonl",
+    "interactions.csv.gz",
+    "neighbours.csv.gz",
+    "popular.csv",
+    "embeddings.npz",
+)
 SMALL = {"items": 400, "users": 80}
 
 
@@ -88,6 +95,10 @@ def test_files_obey_the_formats_and_agree_with_each_other(demo: DemoManifest) ->
         200, len({item for _, item, _, _ in interactions if catalog[item].active})
     )
 
+    embeddings = read_embeddings(out / "embeddings.npz")
+    assert set(embeddings.item_ids) == {item for _, item, _, _ in interactions}
+    assert embeddings.dim == 64
+
     assert demo.files == {
         "catalog.jsonl": {"rows": len(catalog), "bytes": (out / "catalog.jsonl").stat().st_size},
         "interactions.csv.gz": {
@@ -99,6 +110,10 @@ def test_files_obey_the_formats_and_agree_with_each_other(demo: DemoManifest) ->
             "bytes": (out / "neighbours.csv.gz").stat().st_size,
         },
         "popular.csv": {"rows": len(popular), "bytes": (out / "popular.csv").stat().st_size},
+        "embeddings.npz": {
+            "rows": len(embeddings),
+            "bytes": (out / "embeddings.npz").stat().st_size,
+        },
     }
     assert json.loads((out / "manifest.json").read_text())["files"] == demo.files
 

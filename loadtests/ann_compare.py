@@ -1,0 +1,142 @@
+"""Compare approximate-nearest-neighbour libraries on the embeddings model's workload.
+
+    python -m loadtests.ann_compare --library faiss --count 100000 [--m 32 --ef-construction 200]
+                                    [--ef 64,128,256,512] [--vectors FILE.npz] [--threads 2]
+
+One library per run (run each in its own process, so resident memory is its own): build an
+inner-product HNSW index over unit vectors of dimension 64 (random normal, or the rows of an
+embeddings file), then answer 200 queries one at a time at each `--ef`, and report the build
+time, the resident memory the index added, the query latency (p50, p99) and recall@50
+against exact search (numpy, all vectors). Libraries: `faiss` (faiss-cpu, the service's),
+`hnswlib` and `usearch`; the last two are not project dependencies (`pip install hnswlib
+usearch` into a scratch environment to compare them). docs/embeddings.md has the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+K = 50
+QUERIES = 200
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * 4096 / 1e6
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _build(
+    library: str, vectors: np.ndarray, m: int, ef_construction: int, threads: int
+) -> Callable[[np.ndarray, int], np.ndarray]:
+    count, dim = vectors.shape
+    if library == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+        index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.add(vectors)
+        faiss.omp_set_num_threads(1)
+
+        def search(query: np.ndarray, ef: int) -> np.ndarray:
+            index.hnsw.efSearch = ef
+            return index.search(query[None, :], K)[1][0]
+
+        return search
+    if library == "hnswlib":
+        import hnswlib
+
+        index = hnswlib.Index(space="ip", dim=dim)
+        index.init_index(max_elements=count, ef_construction=ef_construction, M=m)
+        index.set_num_threads(threads)
+        index.add_items(vectors, np.arange(count))
+        index.set_num_threads(1)
+
+        def search(query: np.ndarray, ef: int) -> np.ndarray:
+            index.set_ef(ef)
+            return index.knn_query(query, k=K)[0][0]
+
+        return search
+    if library == "usearch":
+        from usearch.index import Index
+
+        index = Index(ndim=dim, metric="ip", dtype="f32", connectivity=m,
+                      expansion_add=ef_construction)  # fmt: skip
+        index.add(np.arange(count), vectors, threads=threads)
+
+        def search(query: np.ndarray, ef: int) -> np.ndarray:
+            index.expansion_search = ef
+            return np.asarray(index.search(query, K).keys)
+
+        return search
+    raise SystemExit(f"unknown library {library!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--library", required=True, choices=("faiss", "hnswlib", "usearch"))
+    parser.add_argument("--count", type=int, default=100_000, help="random vectors")
+    parser.add_argument("--vectors", type=Path, help="an embeddings .npz instead of random")
+    parser.add_argument("--m", type=int, default=32, help="graph degree")
+    parser.add_argument("--ef-construction", type=int, default=200)
+    parser.add_argument("--ef", default="64,128,256,512", help="search breadths")
+    parser.add_argument("--threads", type=int, default=2, help="build threads")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    if args.vectors is not None:
+        with np.load(args.vectors, allow_pickle=False) as data:
+            vectors = _unit(data["vectors"])
+        picks = rng.choice(len(vectors), size=(QUERIES, 3))
+        queries = _unit(vectors[picks].mean(axis=1))  # users: means of a few items
+    else:
+        vectors = _unit(rng.standard_normal((args.count, 64), dtype=np.float32))
+        queries = _unit(rng.standard_normal((QUERIES, 64), dtype=np.float32))
+    similarity = queries @ vectors.T
+    exact = np.argpartition(-similarity, K, axis=1)[:, :K]
+    del similarity
+    before = _resident_mb()
+    started = time.perf_counter()
+    search = _build(args.library, vectors, args.m, args.ef_construction, args.threads)
+    result: dict[str, Any] = {
+        "library": args.library,
+        "vectors": len(vectors),
+        "dim": vectors.shape[1],
+        "m": args.m,
+        "ef_construction": args.ef_construction,
+        "build_s": round(time.perf_counter() - started, 1),
+        "index_mb": round(_resident_mb() - before),
+        "searches": [],
+    }
+    for ef in (int(value) for value in args.ef.split(",")):
+        latencies = []
+        recalls = []
+        for row, query in enumerate(queries):
+            started = time.perf_counter()
+            found = search(query, ef)
+            latencies.append((time.perf_counter() - started) * 1e6)
+            recalls.append(len(set(found.tolist()) & set(exact[row].tolist())) / K)
+        result["searches"].append(
+            {
+                "ef": ef,
+                "recall_at_50": round(float(np.mean(recalls)), 3),
+                "p50_us": round(float(np.percentile(latencies, 50))),
+                "p99_us": round(float(np.percentile(latencies, 99))),
+            }
+        )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
