@@ -16,8 +16,16 @@ from typing import Final
 
 # Item, user and event ids: what the API, the loaders and the stores accept.
 MAX_ID_LENGTH: Final = 64
-ID_CHARSET_DESCRIPTION: Final = "1 to 64 characters from A-Z a-z 0-9 and _ . : -"
-_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+ID_CHARSET_DESCRIPTION: Final = "1 to 64 characters from A-Z a-z 0-9 and _ . : -, not . or .."
+# The id rule as a regular expression (no anchors, no look-around: documents, the file
+# readers' fast path and generated clients all use it): the charset, but not "." or "..".
+ID_REGEX: Final = (
+    r"[A-Za-z0-9_:\-][A-Za-z0-9_.:\-]{0,63}"
+    r"|\.[A-Za-z0-9_:\-][A-Za-z0-9_.:\-]{0,62}"
+    r"|\.\.[A-Za-z0-9_.:\-]{1,62}"
+)
+ID_PATTERN: Final = rf"^(?:{ID_REGEX})$"
+_ID_RE: Final = re.compile(ID_REGEX)
 
 # Categories and regions: free text as catalogs write it ("Children's", "São Paulo"). They
 # name popular-list segments and API filters, so no control character, line separator or
@@ -35,6 +43,7 @@ MIN_TS_MS: Final = 946_684_800_000
 
 
 def is_valid_id(value: str) -> bool:
+    # "." and ".." are path segments, not ids: a URL would resolve them away.
     return _ID_RE.fullmatch(value) is not None
 
 

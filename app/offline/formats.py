@@ -61,8 +61,8 @@ import orjson
 
 from app.domain import (
     ID_CHARSET_DESCRIPTION,
+    ID_REGEX,
     LABEL_DESCRIPTION,
-    MAX_ID_LENGTH,
     CatalogItem,
     EventType,
     is_valid_id,
@@ -116,7 +116,7 @@ _EVENT_NAMES: Final = ", ".join(e.value for e in EventType)
 
 # Regex fragments of the fast path (no capturing groups inside). `test_formats` checks
 # that `_ID` accepts exactly what `is_valid_id` accepts.
-_ID: Final = rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_LENGTH}}}"
+_ID: Final = rf"(?:{ID_REGEX})"
 _NUMBER: Final = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _INTEGER: Final = r"[0-9]{1,18}"
 _EVENT: Final = "|".join(re.escape(e.value) for e in EventType)

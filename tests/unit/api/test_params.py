@@ -63,7 +63,9 @@ def test_documented_parameters_come_from_the_model() -> None:
 
 
 def test_read_routes_document_their_bounds_from_the_settings_and_no_422() -> None:
-    document = create_app(Settings.from_env({"RECS_MAX_LIMIT": "50"})).openapi()
+    document = create_app(
+        Settings.from_env({"RECS_MAX_LIMIT": "50", "RECS_CURSOR_SECRET": "s"})
+    ).openapi()
     for path in ("/v1/users/{user_id}/recommendations", "/v1/items/{item_id}/similar"):
         operation = document["paths"][path]["get"]
         limit = next(p for p in operation["parameters"] if p["name"] == "limit")
