@@ -13,8 +13,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK := $(BIN)/python scripts/stack.py
 DEMO_DIR ?= data/demo
-# The API key `make dev` accepts (write endpoints); never use it outside your machine.
+# The API key `make run` and `make dev` accept (write endpoints), and the key that signs their
+# feed cursors: development values, never to be used outside your machine.
 DEV_API_KEY ?= dev-key
+DEV_CURSOR_SECRET ?= dev-cursor-secret
 
 .PHONY: help install tools run dev test lint typecheck pytest stack-up stack-down stack-status \
 	loadtest bench bench-load movielens quality
@@ -38,12 +40,14 @@ tools: ## pinned Go tools (kustomize, vegeta) into the cache
 run: install ## the service on :8000 from the embedded demo data (generated on first use)
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
 	RECS_BACKEND=embedded RECS_EMBEDDED_DATA_DIR=$(DEMO_DIR) RECS_API_KEYS=$(DEV_API_KEY) \
+		RECS_CURSOR_SECRET=$(DEV_CURSOR_SECRET) \
 		exec $(BIN)/python -m app
 
 dev: stack-up ## the service on :8000 against the local stack, loaded with the demo data
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
 	eval "$$($(STACK) env)" && $(BIN)/recs demo load --data $(DEMO_DIR) && \
-		RECS_BACKEND=remote RECS_API_KEYS=$(DEV_API_KEY) exec $(BIN)/python -m app
+		RECS_BACKEND=remote RECS_API_KEYS=$(DEV_API_KEY) RECS_CURSOR_SECRET=$(DEV_CURSOR_SECRET) \
+		exec $(BIN)/python -m app
 
 lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check app tests scripts loadtests

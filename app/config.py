@@ -189,6 +189,18 @@ class Settings:
     cursor_max_items: int = _setting(
         1000, "Most items one cursor chain serves; the feed ends there (next_cursor null)."
     )
+    cursor_secret: str = _setting(
+        "",
+        "Key that signs feed cursors (HMAC-SHA256); required to serve. `make run` and `make "
+        "dev` set a development value.",
+        secret=True,
+    )
+    cursor_previous_secrets: list[str] = _setting(
+        [],
+        "Former cursor secrets, comma-separated: cursors they signed are still accepted "
+        "while a rotation rolls out.",
+        secret=True,
+    )
     # --- Runtime -----------------------------------------------------------------------
     gc_thresholds: list[int] = _setting(
         [7000, 20, 20], "gc.set_threshold at startup (CPython's defaults are 700,10,10)."
@@ -278,6 +290,11 @@ class Settings:
 
     def check_serving(self) -> None:
         """What serving needs beyond valid values (the CLI needs less: it checks its own)."""
+        if not self.cursor_secret:
+            raise SettingsError(
+                f"{ENV_PREFIX}CURSOR_SECRET is required to serve: feed cursors are signed with "
+                "it (any long random string; keep it in a secret store)"
+            )
         if self.backend == "remote" and not self.scylla_hosts:
             raise SettingsError(f"{ENV_PREFIX}SCYLLA_HOSTS is required with the remote backend")
         if self.use_remote and not self.catalog_url:

@@ -144,6 +144,7 @@ class Recommender:
         self._interactions = interactions
         self._neighbours = neighbours
         self._catalog = catalog
+        self._signer = cursor.Signer(settings.cursor_secret, settings.cursor_previous_secrets)
         self._deadline_s = settings.request_deadline_ms / 1000
         self._dynamodb_timeout_s = settings.dynamodb_timeout_ms / 1000
         # The cache waits this long for a Scylla hop; the driver's own timeout bounds the hop.
@@ -157,7 +158,12 @@ class Recommender:
         request = _Request(self._deadline_s)
         request_fingerprint = cursor.fingerprint(query.user_id, query.category, query.region)
         served = (
-            cursor.decode(query.cursor, request_fingerprint, max_items=settings.cursor_max_items)
+            cursor.decode(
+                query.cursor,
+                request_fingerprint,
+                self._signer,
+                max_items=settings.cursor_max_items,
+            )
             if query.cursor
             else cursor.Served()
         )
@@ -243,7 +249,9 @@ class Recommender:
 
         next_cursor = None
         if page and len(page) == limit and len(served) + len(page) < settings.cursor_max_items:
-            next_cursor = cursor.encode(served.plus(c.item_id for c in page), request_fingerprint)
+            next_cursor = cursor.encode(
+                served.plus(c.item_id for c in page), request_fingerprint, self._signer
+            )
         return RecommendationPage(
             _items(page, catalog), snapshot.label, request.degraded, next_cursor
         )

@@ -67,6 +67,7 @@ def test_env(stack_env: dict[str, str], catalog_service: CatalogProcess) -> dict
         "RECS_SCYLLA_REPLICATION": "SimpleStrategy:1",
         "RECS_DYNAMODB_TABLE": f"recs_test_{RUN_ID}",
         "RECS_BACKEND": "remote",
+        "RECS_CURSOR_SECRET": "test-cursor-secret",
         # Cassandra 5 on this shared 2-core box stands in for ScyllaDB; under the suite's own
         # load its reads outlive the production timeout (100 ms) now and then (CI of
         # 2026-11-29: one read in each of two runs of three). The suite's services wait up

@@ -124,7 +124,13 @@ class ServiceProcess:
     def start(self, timeout_s: float = 60) -> None:
         # The developer's own RECS_* exports (servers, keys) must not leak into the service.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
-        env = {**inherited, **self.env, "RECS_PORT": str(self.port), "RECS_HOST": "127.0.0.1"}
+        env = {
+            **inherited,
+            "RECS_CURSOR_SECRET": "test-cursor-secret",
+            **self.env,
+            "RECS_PORT": str(self.port),
+            "RECS_HOST": "127.0.0.1",
+        }
         if self.log is None:
             self.process = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=REPO)
         else:

@@ -833,6 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **env,
         "RECS_BACKEND": "remote",
         "RECS_API_KEYS": API_KEY,
+        "RECS_CURSOR_SECRET": "bench-cursor-secret",
         "RECS_SHUTDOWN_GRACE_S": "2",
         **dict(setting.split("=", 1) for setting in args.set),
     }

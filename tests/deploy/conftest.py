@@ -54,7 +54,7 @@ def dev(rendered: dict[str, Manifests]) -> Manifests:
 
 @pytest.fixture(scope="session")
 def defaults() -> Settings:
-    return Settings.from_env({})
+    return Settings.from_env({"RECS_CURSOR_SECRET": "deploy-test-secret"})
 
 
 @pytest.fixture(scope="session")

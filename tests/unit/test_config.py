@@ -56,20 +56,23 @@ def test_bad_settings_refuse_to_start_naming_the_variable(
     [
         ({"RECS_BACKEND": "remote"}, "RECS_SCYLLA_HOSTS"),
         ({"RECS_SCYLLA_HOSTS": "h"}, "RECS_CATALOG_URL"),
+        ({"RECS_CURSOR_SECRET": ""}, "RECS_CURSOR_SECRET is required to serve"),
     ],
 )
-def test_serving_needs_the_remote_servers_the_cli_does_not(
-    env: dict[str, str], message: str
-) -> None:
-    settings = Settings.from_env(env)  # the CLI accepts this (versions list needs no catalog)
+def test_serving_needs_what_the_cli_does_not(env: dict[str, str], message: str) -> None:
+    # The CLI accepts these (versions list needs no catalog, no cursor is ever signed).
+    settings = Settings.from_env({"RECS_CURSOR_SECRET": "s", **env})
     with pytest.raises(SettingsError, match=message):
         settings.check_serving()
 
 
 def test_public_dict_masks_secrets() -> None:
-    settings = Settings.from_env({"RECS_API_KEYS": "k1,k2", "RECS_SCYLLA_PASSWORD": "pw"})
+    settings = Settings.from_env(
+        {"RECS_API_KEYS": "k1,k2", "RECS_SCYLLA_PASSWORD": "pw", "RECS_CURSOR_SECRET": "c"}
+    )
     shown = settings.public_dict()
     assert shown["api_keys"] == "***" and shown["scylla_password"] == "***"
+    assert shown["cursor_secret"] == "***"
     assert shown["port"] == 8000
 
 
