@@ -1,4 +1,5 @@
-"""`python -m app`: one uvicorn process (uvloop, httptools) serving the app."""
+"""`python -m app`: one uvicorn process (uvloop, httptools) serving the app, through the
+bounded protocol of `app.server`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from app.api.middleware import Lifecycle
 from app.config import Settings
 from app.main import create_app
 from app.observability import logging as app_logging
+from app.server import ConnectionLimits, guarded_protocol
 
 
 class _Server(uvicorn.Server):
@@ -38,16 +40,25 @@ def main() -> None:
     app_logging.configure(settings.log_level)
     logging.getLogger("app").info("starting", extra={"settings": settings.public_dict()})
     app = create_app(settings)
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits),
         lifespan="on",
-        access_log=settings.access_log,
+        # The app writes the one access line (RECS_ACCESS_LOG), without query strings.
+        access_log=False,
         log_config=None,
         server_header=False,
+        # uvicorn types it int, and hands it to loop.call_later: a float is fine.
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     _Server(config, app.state.lifecycle).run()

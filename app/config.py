@@ -54,9 +54,28 @@ class Settings:
         250, "Overall budget of one request; every dependency call gets what remains of it."
     )
     max_in_flight: int = _setting(
-        256, "Requests served at once; beyond it a fast 503 instead of an unbounded queue."
+        256, "Reads served at once; beyond it a fast 503 instead of an unbounded queue."
+    )
+    max_in_flight_writes: int = _setting(
+        64,
+        "Writes (POST /v1/events) served at once, apart from reads: neither starves the other.",
     )
     max_body_bytes: int = _setting(262_144, "Largest accepted request body (413 beyond it).")
+    header_timeout_s: float = _setting(
+        10.0,
+        "A connection's request line and headers must arrive within this (from the "
+        "connection's start, or the request's first byte); else the connection is closed.",
+    )
+    body_timeout_s: float = _setting(
+        10.0, "A request's body must arrive within this after its headers; else a 408."
+    )
+    keep_alive_timeout_s: float = _setting(
+        5.0, "An idle keep-alive connection is closed after this long without a request."
+    )
+    max_header_bytes: int = _setting(
+        32_768, "Largest request line and headers; beyond it a 431 and the connection closes."
+    )
+    max_headers: int = _setting(100, "Most header lines a request may have (431 beyond).")
     shutdown_grace_s: float = _setting(
         20.0, "On SIGTERM: how long in-flight requests may take before the process exits."
     )
@@ -243,7 +262,13 @@ class Settings:
             "port",
             "request_deadline_ms",
             "max_in_flight",
+            "max_in_flight_writes",
             "max_body_bytes",
+            "header_timeout_s",
+            "body_timeout_s",
+            "keep_alive_timeout_s",
+            "max_header_bytes",
+            "max_headers",
             "scylla_timeout_ms",
             "scylla_executor_threads",
             "dynamodb_timeout_ms",

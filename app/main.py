@@ -18,9 +18,12 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client.core import Metric
+from starlette.responses import Response
 
-from app.api.errors import install_error_handlers
-from app.api.middleware import Lifecycle, RequestMiddleware
+from app.api.auth import Keys
+from app.api.errors import PartialWriteBody, install_error_handlers
+from app.api.events import event_schema
+from app.api.middleware import KeyPolicy, Lifecycle, RequestMiddleware
 from app.api.routes import build_router
 from app.config import Settings
 from app.domain import CatalogItem
@@ -93,20 +96,74 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan(settings, metrics, lifecycle),
         max_body_size=None,  # RequestMiddleware enforces RECS_MAX_BODY_BYTES, answering JSON
         telemetry=FASTAPI_TELEMETRY,
+        # Swagger UI from the service's own files (below), not a CDN; no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
+    _serve_docs(app)
     install_error_handlers(app)
     app.include_router(build_router(settings))
+    app.openapi = _document(app)  # type: ignore[method-assign]
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,
         lifecycle=lifecycle,
+        keys=KeyPolicy(Keys(settings.api_keys), reads=settings.require_key_for_reads),
         max_in_flight=settings.max_in_flight,
+        max_in_flight_writes=settings.max_in_flight_writes,
         max_body_bytes=settings.max_body_bytes,
         access_log=settings.access_log,
     )
     # The server's SIGTERM handler turns readiness off through this (see app.__main__).
     app.state.lifecycle = lifecycle
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI on /openapi.json, its script and styles served from the installed
+    `swagger-ui-bundle` package, so the page loads on a network without a CDN and runs no
+    script the service did not ship."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="recs: API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
+def _document(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document as the service behaves: FastAPI's, without the 422 it never
+    sends (every validation error is a 400), with the bodies only the routes' raw schemas
+    name (the partial write and the event of POST /v1/events)."""
+    generate = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path in schema["paths"].values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        partial = PartialWriteBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(partial.pop("$defs", {}))
+        schemas["PartialWriteBody"] = partial
+        schemas["Event"] = event_schema()
+        app.openapi_schema = schema
+        return schema
+
+    return document
 
 
 def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any:

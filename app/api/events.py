@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.domain import ID_CHARSET_DESCRIPTION, MAX_ID_LENGTH, MIN_TS_MS, Event
+from app.domain import ID_CHARSET_DESCRIPTION, ID_PATTERN, MAX_ID_LENGTH, MIN_TS_MS, Event
 
 MAX_EVENTS: Final = 500
 # Clocks drift; an event from further in the future than this is a bug, not a skew.
@@ -24,7 +24,7 @@ MAX_FUTURE_MS: Final = 5 * 60 * 1000
 _ID = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9_.:\-]{1,64}$",
+        pattern=ID_PATTERN,
         max_length=MAX_ID_LENGTH,
         description=ID_CHARSET_DESCRIPTION,
     ),
@@ -54,6 +54,24 @@ class EventIn(BaseModel):
     )
 
 
+def _per_event_schema() -> dict[str, Any]:
+    # Each element is judged on its own and a bad one is listed in `rejected` of a 200, so any
+    # JSON value is a well-formed element: the document says so, and names the valid shape in
+    # the `Event` component.
+    return {
+        "description": "One interaction, any JSON value. Only one of the `Event` shape "
+        "(components/schemas/Event) is stored; any other (a missing or extra field, a wrong "
+        "type, not an object) is listed in `rejected` with the reason.",
+    }
+
+
+def event_schema() -> dict[str, Any]:
+    """The `Event` component: what a storable element of `events` looks like."""
+    schema = EventIn.model_json_schema()
+    schema["title"] = "Event"
+    return schema
+
+
 class EventBatch(BaseModel):
     events: Annotated[
         # Any element: a non-object is rejected on its own by validate(), like any bad event.
@@ -62,7 +80,9 @@ class EventBatch(BaseModel):
             min_length=1,
             max_length=MAX_EVENTS,
             description=f"1 to {MAX_EVENTS} events; each is validated on its own.",
-            json_schema_extra={"items": EventIn.model_json_schema()},
+            # Each event is judged on its own (a bad one is listed in `rejected` of a 200), so
+            # the document requires no field of an event: it states what a valid one holds.
+            json_schema_extra={"items": _per_event_schema()},
         ),
     ]
 

@@ -1,15 +1,22 @@
 """One pure-ASGI middleware for what every request needs before and after the route.
 
+In order, each step cheap and before the next:
+
 - a request id, taken from `X-Request-ID` (when sane) or made up, set on the response and on
   every log line of the request;
-- a bound on requests in flight: beyond `RECS_MAX_IN_FLIGHT` a fast 503 with Retry-After,
-  not an unbounded queue that turns overload into timeouts for everyone;
+- the API key, where one is required, judged from the headers alone: a caller without one
+  gets its 401 before taking a slot or having a byte of its body read;
+- bounds on requests in flight, reads and writes apart (`RECS_MAX_IN_FLIGHT`,
+  `RECS_MAX_IN_FLIGHT_WRITES`): beyond them a fast 503 with Retry-After, not an unbounded
+  queue that turns overload into timeouts for everyone, and a flood of one kind never
+  starves the other;
 - while draining (SIGTERM received), new requests still finish, but /readyz says 503;
-- one latency observation per request, labelled with the route template;
 - a body size limit (413, JSON like every error), declared or chunked;
-- an access log line, only when `RECS_ACCESS_LOG` is on (it costs throughput).
+- one latency observation per request, labelled with the route template and a known method;
+- one access log line, only when `RECS_ACCESS_LOG` is on (it costs throughput): method, path
+  without its query string (which may carry a key), status and duration.
 
-Health, readiness and metrics are exempt from the in-flight bound: probes must answer under
+Health, readiness and metrics are exempt from the bounds: probes must answer under
 overload, or Kubernetes restarts a pod that is merely busy.
 """
 
@@ -23,8 +30,10 @@ from dataclasses import dataclass
 
 import orjson
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.auth import Keys
 from app.observability.logging import request_id
 from app.observability.metrics import Metrics
 
@@ -32,6 +41,8 @@ access = logging.getLogger("app.access")
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+# Methods the service knows; any other is counted as OTHER, so metrics stay bounded.
+_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _OVERLOADED = orjson.dumps(
     {"error": {"code": "overloaded", "message": "too many requests in flight; retry shortly"}}
 )
@@ -42,10 +53,24 @@ _TOO_LARGE = orjson.dumps(
 
 @dataclass(slots=True)
 class Lifecycle:
-    """What the process is doing: serving, or draining before exit."""
+    """What the process is doing: serving, or draining before exit; requests in flight."""
 
     draining: bool = False
     in_flight: int = 0
+    writes_in_flight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """Which requests need an API key: writes always, reads when configured."""
+
+    keys: Keys
+    reads: bool
+
+    def applies(self, method: str, path: str) -> bool:
+        if path in _EXEMPT or not path.startswith("/v1/"):
+            return False
+        return method != "GET" or self.reads
 
 
 class RequestMiddleware:
@@ -55,7 +80,9 @@ class RequestMiddleware:
         *,
         metrics: Metrics,
         lifecycle: Lifecycle,
+        keys: KeyPolicy,
         max_in_flight: int,
+        max_in_flight_writes: int,
         max_body_bytes: int,
         access_log: bool,
     ) -> None:
@@ -63,7 +90,9 @@ class RequestMiddleware:
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
         self.lifecycle = lifecycle
+        self.keys = keys
         self.max_in_flight = max_in_flight
+        self.max_in_flight_writes = max_in_flight_writes
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,19 +102,51 @@ class RequestMiddleware:
         started = time.perf_counter()
         rid = _request_id(scope)
         rid_header = (b"x-request-id", rid.encode())
+        token = request_id.set(rid)
+        try:
+            await self._handle(scope, receive, send, rid_header, started)
+        finally:
+            request_id.reset(token)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rid_header: tuple[bytes, bytes],
+        started: float,
+    ) -> None:
         lifecycle = self.lifecycle
         path: str = scope["path"]
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+
+        if self.keys.applies(method, path):
+            verdict = self.keys.keys.verdict(_header(scope, b"authorization"))
+            if verdict is not None:
+                status, code, message = verdict
+                headers = [rid_header]
+                if status == 401:
+                    headers.append((b"www-authenticate", b"Bearer"))
+                await _respond(send, status, _error(code, message), headers)
+                self._done("unauthorized", method, path, status, started)
+                return
+
+        write = method == "POST"
         counted = path not in _EXEMPT
-        if counted and lifecycle.in_flight >= self.max_in_flight:
+        if counted and (
+            lifecycle.writes_in_flight >= self.max_in_flight_writes
+            if write
+            else lifecycle.in_flight >= self.max_in_flight
+        ):
             self.metrics.rejected.labels("overloaded").inc()
             await _respond(send, 503, _OVERLOADED, [rid_header, (b"retry-after", b"1")])
-            self.metrics.observe_request("overloaded", scope["method"], 503, 0.0)
+            self._done("overloaded", method, path, 503, started)
             return
 
         if _declared_length(scope) > self.max_body_bytes:
             # A declared oversize body is refused before a byte of it is read.
             await _respond(send, 413, _TOO_LARGE, [rid_header])
-            self.metrics.observe_request("too_large", scope["method"], 413, 0.0)
+            self._done("too_large", method, path, 413, started)
             return
         received = 0
         limit = self.max_body_bytes
@@ -110,29 +171,50 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        token = request_id.set(rid)
         if counted:
-            lifecycle.in_flight += 1
+            if write:
+                lifecycle.writes_in_flight += 1
+            else:
+                lifecycle.in_flight += 1
         try:
             await self.app(scope, receive_within_limit, send_with_id)
+        except ClientDisconnect:
+            status = 499  # the client left (or its body timed out): nobody to answer
         finally:
             if counted:
-                lifecycle.in_flight -= 1
-            elapsed = time.perf_counter() - started
+                if write:
+                    lifecycle.writes_in_flight -= 1
+                else:
+                    lifecycle.in_flight -= 1
             route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            self.metrics.observe_request(template, scope["method"], status, elapsed)
-            if self.access_log:
-                access.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
-            request_id.reset(token)
+            self._done(getattr(route, "path", "unmatched"), method, path, status, started)
+
+    def _done(self, template: str, method: str, path: str, status: int, started: float) -> None:
+        """One latency observation and, when on, the request's one access line."""
+        elapsed = time.perf_counter() - started
+        self.metrics.observe_request(template, method, status, elapsed)
+        if self.access_log:
+            access.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+
+def _error(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}})
+
+
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == wanted:
+            return value
+    return None
 
 
 def _declared_length(scope: Scope) -> int:

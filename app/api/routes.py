@@ -10,21 +10,23 @@ same models. Responses are dataclasses serialized by orjson.
 # run time, and the parameter models are built inside build_router from the settings.
 import dataclasses
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import AfterValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from starlette.responses import PlainTextResponse, Response
 
 from app.api.auth import key_checker
-from app.api.errors import ERROR_SCHEMA, ApiError
+from app.api.errors import ApiError, documented_errors
 from app.api.events import EventBatch, EventsResult, validate
 from app.api.params import RouteParams, openapi_parameters, parse_params
 from app.api.serialization import json_response, page_response
 from app.config import Settings
 from app.domain import (
     ID_CHARSET_DESCRIPTION,
+    ID_PATTERN,
+    ID_REGEX,
     LABEL_DESCRIPTION,
     LABEL_PATTERN,
     MAX_ID_LENGTH,
@@ -34,30 +36,25 @@ from app.domain import (
     is_valid_id,
     is_valid_label,
 )
+from app.ranking import cursor
 from app.recommender import FeedQuery, PopularQuery, Recommender, SimilarQuery
 from app.results import RecommendationPage
 from app.sources.base import InteractionStore
 
-ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": description,
-        "content": {"application/json": {"schema": ERROR_SCHEMA}},
-    }
-    for status, description in (
-        (400, "Invalid parameter, id, exclude list or cursor"),
-        (401, "API key required"),
-        (403, "API key not accepted"),
-        (503, "No model loaded yet, or overloaded"),
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    model_version: str | None = Field(
+        None, description="The model versions a request would pin (ready only)."
     )
-}
-# A request whose line and headers exceed the HTTP server's limit (about 80 kB) is refused by
-# the server itself, before the application, with a plain-text 400.
-_ERRORS[400]["description"] += (
-    "; a request line and headers over about 80 kB get the HTTP server's plain-text 400"
-)
-_ERRORS[400]["content"]["text/plain"] = {"schema": {"type": "string"}}
+    reason: str | None = Field(None, description="Why not ready (not_ready only).")
+    refused: dict[str, str] | None = Field(
+        None, description="Embeddings versions not served, with the reason (ready only)."
+    )
 
 
 def _id_field(
@@ -120,23 +117,28 @@ def _limit_field(settings: Settings) -> Any:
 
 
 def _exclude_field(settings: Settings) -> Any:
-    id_re = ID_PATTERN.strip("^$")
+    id_re = f"(?:{ID_REGEX})"
     return Field(
         None,
         max_length=settings.max_exclude * (MAX_ID_LENGTH + 1),
         # The exact rule, stated in the document; parse_exclude enforces it with its own
         # error codes (invalid_exclude, too_many_excludes).
-        json_schema_extra={"pattern": f"^({id_re}(,{id_re}){{0,{settings.max_exclude - 1}}})?$"},
-        description=f"Comma-separated item ids never to show; at most {settings.max_exclude}.",
+        json_schema_extra={
+            "pattern": f"^,*(?:{id_re}(?:,+{id_re}){{0,{settings.max_exclude - 1}}})?,*$"
+        },
+        description=f"Comma-separated item ids never to show; at most {settings.max_exclude} "
+        "(empty parts are ignored).",
         examples=["item-1,item-2"],
     )
 
 
 def _cursor_field(settings: Settings) -> Any:
-    # A cursor holds 4 bytes per served item plus 9 bytes of header and checksum, base64url.
+    # 4 bytes per served item, a 5-byte header and a 16-byte signature, in base64url. Only the
+    # service can tell a cursor it signed: a string of this shape may still be refused.
     return Field(
         None,
-        max_length=math.ceil((settings.cursor_max_items * 4 + 9) * 4 / 3),
+        min_length=cursor.MIN_LENGTH,
+        max_length=math.ceil((settings.cursor_max_items * 4 + 5 + cursor.MAC_BYTES) * 4 / 3),
         pattern=r"^[A-Za-z0-9_\-]+$",
         description="`next_cursor` of the previous page: the next page, never "
         "repeating an item served earlier in the chain.",
@@ -144,10 +146,10 @@ def _cursor_field(settings: Settings) -> Any:
 
 
 def parse_exclude(raw: str | None, max_items: int) -> frozenset[str]:
-    """`exclude=a,b,c`: up to `max_items` valid ids, comma-separated (empty: none)."""
+    """`exclude=a,b,c`: up to `max_items` valid ids, comma-separated; empty parts ignored."""
     if not raw:
         return frozenset()
-    ids = raw.split(",")
+    ids = [part for part in raw.split(",") if part]
     if len(ids) > max_items:
         raise ApiError(
             400, "too_many_excludes", f"exclude lists {len(ids)} ids; at most {max_items}"
@@ -171,18 +173,6 @@ async def _store(store: InteractionStore, events: list[Event], deadline_s: float
         return WriteOutcome(failed=list(events))
 
 
-_PARTIAL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "accepted", "rejected", "failed"],
-    "properties": {
-        **ERROR_SCHEMA["properties"],
-        "accepted": {"type": "array", "items": {"type": "string"}},
-        "rejected": {"type": "array", "items": {"type": "object"}},
-        "failed": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
 def _recommender(request: Request) -> Recommender:
     recommender: Recommender = request.state.recommender
     return recommender
@@ -191,6 +181,8 @@ def _recommender(request: Request) -> Recommender:
 def build_router(settings: Settings) -> APIRouter:
     require_key = key_checker(settings.api_keys)
     read_guard = [Depends(require_key)] if settings.require_key_for_reads else []
+    key_errors = (401, 403) if settings.require_key_for_reads else ()
+    read_errors = documented_errors(*key_errors, 503)
     router = APIRouter()
 
     class FeedParams(RouteParams):
@@ -223,7 +215,7 @@ def build_router(settings: Settings) -> APIRouter:
         feed_path,
         response_model=RecommendationPage,
         dependencies=read_guard,
-        responses=_ERRORS,
+        responses=read_errors,
         openapi_extra={"parameters": openapi_parameters(FeedParams, feed_path)},
         summary="Personalized feed",
         tags=["recommendations"],
@@ -248,7 +240,7 @@ def build_router(settings: Settings) -> APIRouter:
         similar_path,
         response_model=RecommendationPage,
         dependencies=read_guard,
-        responses=_ERRORS,
+        responses=read_errors,
         openapi_extra={"parameters": openapi_parameters(SimilarParams, similar_path)},
         summary="Similar items",
         tags=["recommendations"],
@@ -270,7 +262,7 @@ def build_router(settings: Settings) -> APIRouter:
         popular_path,
         response_model=RecommendationPage,
         dependencies=read_guard,
-        responses=_ERRORS,
+        responses=read_errors,
         openapi_extra={"parameters": openapi_parameters(PopularParams, popular_path)},
         summary="Popular items",
         tags=["recommendations"],
@@ -288,11 +280,20 @@ def build_router(settings: Settings) -> APIRouter:
         "/v1/events",
         response_model=EventsResult,
         responses={
-            **_ERRORS,
-            413: _ERRORS[400] | {"description": "Body larger than RECS_MAX_BODY_BYTES"},
+            **documented_errors(401, 403, 408),
             503: {
-                "description": "Some valid events could not be stored: send them again",
-                "content": {"application/json": {"schema": _PARTIAL_SCHEMA}},
+                "description": "Some valid events could not be stored (send `failed` again), "
+                "or overloaded: nothing was stored (Retry-After either way)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/PartialWriteBody"},
+                                {"$ref": "#/components/schemas/ErrorBody"},
+                            ]
+                        }
+                    }
+                },
             },
         },
         dependencies=[Depends(require_key)],
@@ -326,21 +327,42 @@ def build_router(settings: Settings) -> APIRouter:
         tags=["operations"],
         summary="Prometheus metrics",
         response_class=PlainTextResponse,
+        responses=documented_errors(),
     )
     async def metrics(request: Request) -> Response:
         """Request, dependency, event-loop, GC, pool, cache and model-version metrics."""
         return Response(request.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/healthz", tags=["operations"], summary="Liveness")
+    @router.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness",
+        response_model=Health,
+        responses=documented_errors(),
+    )
     async def healthz() -> Response:
         """The event loop answers."""
         return json_response({"status": "ok"})
 
-    @router.get("/readyz", tags=["operations"], summary="Readiness", responses=_ERRORS)
+    @router.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness",
+        response_model=Readiness,
+        responses={
+            **documented_errors(),
+            503: {"model": Readiness, "description": "Not ready: models not loaded, draining"},
+        },
+    )
     async def readyz(request: Request) -> Response:
-        """Ready once clients are built and the active model versions are loaded."""
-        if request.state.lifecycle.draining:
+        """Ready once clients are built and the active model versions are loaded, and while
+        neither draining nor saturated (every read slot taken: a load balancer should send
+        the next request elsewhere)."""
+        lifecycle = request.state.lifecycle
+        if lifecycle.draining:
             return json_response({"status": "not_ready", "reason": "draining"}, 503)
+        if lifecycle.in_flight >= settings.max_in_flight:
+            return json_response({"status": "not_ready", "reason": "saturated"}, 503)
         snapshot = request.state.models.current
         if snapshot is None or not snapshot.complete:
             return json_response(

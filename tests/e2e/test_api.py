@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -212,7 +213,17 @@ def test_openapi_declares_response_schemas(http: httpx.Client) -> None:
         "exclude",
         "cursor",
     }
-    assert http.get("/docs").status_code == 200
+
+
+
+def test_the_docs_page_loads_only_the_services_own_files(http: httpx.Client) -> None:
+    page = http.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(source.startswith("/docs/assets/") for source in sources), sources
+    for source in sources:
+        assert http.get(source).status_code == 200, source
+    assert http.get("/redoc").status_code == 404
 
 
 def test_filtered_feeds_are_full_pages_of_the_filter(http: httpx.Client, dataset: Dataset) -> None:

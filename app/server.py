@@ -1,0 +1,167 @@
+"""The HTTP server's protocol: uvicorn's httptools protocol with bounds for a hostile network.
+
+uvicorn bounds neither the time a client may take to send its headers or its body nor the
+size of its headers: a connection that sends nothing, or one byte a second, or a 60 MB
+header line (whose parsing costs grow with the square of its size), holds a socket and the
+event loop's time for as long as the client likes. This subclass adds, per connection:
+
+- **header deadline**: from the connection's start, and from each request's first byte, the
+  headers must be complete within `RECS_HEADER_TIMEOUT_S`, or the connection is closed
+  (idle connections and slowloris);
+- **header size**: more than `RECS_MAX_HEADER_BYTES` before the headers end, or more than
+  `RECS_MAX_HEADERS` header lines, is a 431 and the connection closes, before the parser
+  has buffered more;
+- **body deadline**: a request's body must arrive within `RECS_BODY_TIMEOUT_S` of its
+  headers, or the answer is a 408 and the connection closes (the app sees a disconnect);
+- **keep-alive**: an idle connection between requests closes after
+  `RECS_KEEP_ALIVE_TIMEOUT_S` (uvicorn's own timer);
+- **errors as JSON**: a request the parser refuses gets the service's JSON error body, not
+  uvicorn's plain text;
+- **arrival time**: when a request's headers are complete the protocol records the loop's
+  time in `scope["state"]["arrived_at"]`, so the app can see how long a request queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+
+
+def error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}})
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """See the module doc. `limits` is set once per server (`guarded_protocol`)."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_headers = True
+        self._header_bytes = 0
+        self._header_lines = 0
+
+    # --- deadlines -------------------------------------------------------------------
+    def _arm(self, seconds: float, on_expiry: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, on_expiry)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()  # nothing was asked yet: no answer owed
+
+    def _body_too_slow(self) -> None:
+        self._deadline = None
+        if self.cycle is not None and not self.cycle.response_started:
+            self._answer(408, "request_timeout", "the request body did not arrive in time")
+        elif not self.transport.is_closing():
+            self.transport.close()
+
+    # --- protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.limits.header_timeout_s, self._headers_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                self._refuse_headers("the request line and headers exceed the limit")
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._in_headers:  # a pipelined or keep-alive request: its own header budget
+            self._in_headers = True
+            self._header_bytes = 0
+            self._arm(self.limits.header_timeout_s, self._headers_too_slow)
+        self._header_lines = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_lines += 1
+        if self._header_lines > self.limits.max_headers:
+            # Raised inside the parser's callback: httptools stops and data_received answers.
+            raise _TooManyHeaders
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._disarm()
+        self.scope["state"]["arrived_at"] = self.loop.time()
+        super().on_headers_complete()
+        if self.parser is not None and _has_body(self.scope["headers"]):
+            self._arm(self.limits.body_timeout_s, self._body_too_slow)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._header_lines > self.limits.max_headers:
+            self._refuse_headers(f"more than {self.limits.max_headers} header lines")
+            return
+        self._answer(400, "invalid_request", "the request is not valid HTTP/1.1")
+
+    # --- answers -----------------------------------------------------------------------
+    def _refuse_headers(self, message: str) -> None:
+        self._answer(431, "headers_too_large", message)
+
+    def _answer(self, status: int, code: str, message: str) -> None:
+        self._disarm()
+        body = error_body(code, message)
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: ", str(len(body)).encode(), b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]  # fmt: skip
+        if not self.transport.is_closing():
+            self.transport.write(b"".join(head) + body)
+            self.transport.close()
+
+
+class _TooManyHeaders(httptools.HttpParserError):
+    """Too many header lines; raised from a parser callback to stop parsing."""
+
+
+def _has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class for one server, with its limits."""
+    return type("GuardedProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
