@@ -215,7 +215,6 @@ def test_openapi_declares_response_schemas(http: httpx.Client) -> None:
     }
 
 
-
 def test_the_docs_page_loads_only_the_services_own_files(http: httpx.Client) -> None:
     page = http.get("/docs")
     assert page.status_code == 200

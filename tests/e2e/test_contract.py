@@ -108,7 +108,11 @@ def check_reads(generated: ModuleType, anonymous: Any, dataset: Dataset) -> None
         (lambda feed, c: feed.sync_detailed("u", client=c, cursor="A" * 28), 400, "invalid_cursor"),
         (lambda feed, c: feed.sync_detailed("a/b", client=c), 404, "not_found"),
         (lambda feed, c: feed.sync_detailed(".", client=c), 404, "not_found"),
-        (lambda feed, c: feed.sync_detailed("u", client=c, category="a\tb"), 400, "invalid_parameter"),
+        (
+            lambda feed, c: feed.sync_detailed("u", client=c, category="a\tb"),
+            400,
+            "invalid_parameter",
+        ),
     ],
     ids=["limit", "cursor", "encoded-slash", "dot", "label"],
 )  # fmt: skip
