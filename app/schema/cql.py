@@ -14,6 +14,13 @@ from importlib import resources
 from typing import Any
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.cql$")
+# How long a schema change may take to reach every node before `apply` gives up. The driver
+# waits 10 s by itself; nodes that have just started (or a busy cluster) can take longer.
+SCHEMA_AGREEMENT_WAIT_S = 60.0
+
+
+class SchemaAgreementError(RuntimeError):
+    """The nodes did not agree on the schema after a change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +71,52 @@ def apply(session: Any, *, keyspace: str, replication: str) -> list[str]:
     """Create the keyspace and apply pending migrations; returns the names applied now."""
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,47}", keyspace):
         raise ValueError(f"keyspace {keyspace!r}: lowercase letters, digits and _ only")
-    session.execute(
+    # The node that created the keyspace coordinates every statement after it: it has
+    # applied each change before answering. Agreement is still awaited, so that the other
+    # nodes serve the loads that follow.
+    host = _change(
+        session,
+        None,
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} "
-        f"WITH replication = {replication_clause(replication)}"
+        f"WITH replication = {replication_clause(replication)}",
     )
-    session.execute(
+    _change(
+        session,
+        host,
         f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
-        "(version int PRIMARY KEY, name text, applied_ms bigint)"
+        "(version int PRIMARY KEY, name text, applied_ms bigint)",
     )
     applied = {
-        row[0] for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")
+        row[0]
+        for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations", host=host)
     }
     done = []
     for migration in migrations(keyspace):
         if migration.version in applied:
             continue
         for statement in migration.statements:
-            session.execute(statement)
+            _change(session, host, statement)
         session.execute(
             f"INSERT INTO {keyspace}.schema_migrations (version, name, applied_ms) "
             "VALUES (%s, %s, %s)",
             (migration.version, migration.name, time.time_ns() // 1_000_000),
+            host=host,
         )
         done.append(f"{migration.version:04d}_{migration.name}")
     return done
+
+
+def _change(session: Any, host: Any, statement: str) -> Any:
+    """Run a schema change on `host` (None: any) and wait until every node has it, so that
+    statements and loads that follow find the keyspace and tables on whichever node serves
+    them. Returns the node that ran it."""
+    result = session.execute(statement, host=host)
+    coordinator = result.response_future.coordinator_host
+    if result.response_future.is_schema_agreed:
+        return coordinator
+    if not session.wait_for_schema_agreement(wait_time=SCHEMA_AGREEMENT_WAIT_S):
+        raise SchemaAgreementError(
+            f"the nodes did not agree on the schema {SCHEMA_AGREEMENT_WAIT_S:.0f} s after: "
+            f"{statement.splitlines()[0]}"
+        )
+    return coordinator
