@@ -95,6 +95,8 @@ class StackConfig:
     dynamodb_port: int
     catalog_port: int
     catalog_data: Path
+    cluster_cql_port: int = 9142
+    cluster_storage_port: int = 7100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
@@ -116,6 +118,8 @@ class StackConfig:
             dynamodb_port=port("STACK_DYNAMODB_PORT", 8600),
             catalog_port=port("STACK_CATALOG_PORT", 8700),
             catalog_data=Path(catalog_data).resolve(),
+            cluster_cql_port=port("STACK_CLUSTER_CQL_PORT", 9142),
+            cluster_storage_port=port("STACK_CLUSTER_STORAGE_PORT", 7100),
         )
 
 
@@ -150,6 +154,8 @@ class Server(ABC):
 
     name: str
     ready_timeout_s: float
+    address: str = HOST
+    """The loopback address it listens on (the cluster's nodes each have their own)."""
 
     @abstractmethod
     def ports(self, cfg: StackConfig) -> dict[str, int]:
@@ -240,17 +246,28 @@ class Cassandra(Server):
         _run_logged(command, home / "fetch.log", f"fetching Cassandra {CASSANDRA_VERSION}")
         complete.write_text(f"cassandra-all {CASSANDRA_VERSION}\n")
 
+    # A single node: token 0, its own seed, a 1 GiB heap. Cluster nodes (CassandraNode) differ.
+    token = 0
+    seeds = HOST
+    heap = "1G"
+    extra_flags: tuple[str, ...] = ()
+
     def command(self, cfg: StackConfig) -> list[str]:
         directory = self.directory(cfg)
         data = directory / "data"
         logs = directory / "logs"
         for path in (data, logs):
             path.mkdir(parents=True, exist_ok=True)
+        cql_port, storage_port = self.ports(cfg).values()
         template = string.Template((SCRIPTS / "cassandra" / "cassandra.yaml").read_text())
         yaml = directory / "cassandra.yaml"
         yaml.write_text(
             template.substitute(
-                cql_port=cfg.cql_port, storage_port=cfg.cql_storage_port, data_dir=data
+                cql_port=cql_port,
+                storage_port=storage_port,
+                data_dir=data,
+                address=self.address,
+                seeds=self.seeds,
             )
         )
         lib = self.home(cfg) / "lib"
@@ -265,8 +282,8 @@ class Cassandra(Server):
         return [
             _java(),
             *jvm_flags,
-            "-Xms1G",
-            "-Xmx1G",
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
             "-Xss256k",
             "-ea",
             "-Djava.net.preferIPv4Stack=true",
@@ -275,8 +292,9 @@ class Cassandra(Server):
             f"-Dcassandra.logdir={logs}",
             f"-Dlogback.configurationFile={SCRIPTS / 'cassandra' / 'logback.xml'}",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-            "-Dcassandra.initial_token=0",
+            f"-Dcassandra.initial_token={self.token}",
             "-Dcassandra.superuser_setup_delay_ms=0",
+            *self.extra_flags,
             *agent,
             "-cp",
             f"{lib}/*",
@@ -287,7 +305,7 @@ class Cassandra(Server):
         # In a child process (about 0.3 s), so that the caller (this CLI, a test process) keeps
         # no driver state: its libev reactor thread stays behind and, when Cassandra has just
         # started, delays the interpreter's exit by 5 s.
-        command = [sys.executable, __file__, "_cql-probe", str(cfg.cql_port)]
+        command = [sys.executable, __file__, "_cql-probe", str(self.port(cfg)), self.address]
         try:
             result = subprocess.run(command, capture_output=True, timeout=15.0, check=False)
         except subprocess.TimeoutExpired:
@@ -295,8 +313,8 @@ class Cassandra(Server):
         return result.returncode == 0
 
 
-def cql_answers(port: int) -> bool:
-    """Whether ``SELECT release_version FROM system.local`` answers on 127.0.0.1:``port``."""
+def cql_answers(port: int, address: str = HOST) -> bool:
+    """Whether ``SELECT release_version FROM system.local`` answers on ``address:port``."""
     # Imported here: the driver takes a moment to import and only this probe needs it.
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
@@ -306,7 +324,7 @@ def cql_answers(port: int) -> bool:
         request_timeout=5.0,
     )
     cluster = Cluster(
-        [HOST],
+        [address],
         port=port,
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
@@ -429,6 +447,32 @@ class CatalogService(Server):
             return False
 
 
+class CassandraNode(Cassandra):
+    """Node n (1 to 3) of a three-node cluster on 127.0.0.n, beside the single node: its own
+    address, directories and tokens, CQL and storage ports of its own (STACK_CLUSTER_*),
+    seeded by node 1, a 512 MiB heap (about 950 MB resident). For the tests of quorum
+    reads and writes while a node is down (tests/cluster)."""
+
+    # Evenly spread single tokens of Murmur3's range.
+    TOKENS = (-9223372036854775808, -3074457345618258603, 3074457345618258602)
+
+    def __init__(self, node: int) -> None:
+        self.node = node
+        self.name = f"cassandra-{node}"
+        self.address = f"127.0.0.{node}"
+        self.token = self.TOKENS[node - 1]
+        self.seeds = "127.0.0.1"
+        self.heap = "512M"
+        self.extra_flags = ("-Dcassandra.ring_delay_ms=1000",)
+
+    def ports(self, cfg: StackConfig) -> dict[str, int]:
+        return {"CQL": cfg.cluster_cql_port, "storage": cfg.cluster_storage_port}
+
+    def directory(self, cfg: StackConfig) -> Path:
+        return cfg.stack_dir / "cluster" / self.name
+
+
+CLUSTER = tuple(CassandraNode(n) for n in (1, 2, 3))
 CASSANDRA = Cassandra()
 DYNAMODB = DynamoDBLocal()
 CATALOG = CatalogService()
@@ -502,21 +546,21 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _port_in_use(port: int) -> bool:
+def _port_in_use(port: int, address: str = HOST) -> bool:
     """Whether something already holds ``port`` (a listener, or a bind on any address)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # Like the servers themselves: a port in TIME_WAIT after a restart is free.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((HOST, port))
+            probe.bind((address, port))
         except OSError:
             return True
     return False
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, address: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=0.5):
+        with socket.create_connection((address, port), timeout=0.5):
             return True
     except OSError:
         return False
@@ -566,17 +610,17 @@ def is_ready(server: ServerRef, cfg: StackConfig | None = None) -> bool:
 
 
 def _answers(server: Server, cfg: StackConfig) -> bool:
-    return _port_open(server.port(cfg)) and server.probe(cfg)
+    return _port_open(server.port(cfg), server.address) and server.probe(cfg)
 
 
 def check_ports_free(server: ServerRef, cfg: StackConfig | None = None) -> None:
     """Raise StackError naming the first of the server's ports that another process holds."""
     server, cfg = _server(server), cfg or load_config()
     for role, port in server.ports(cfg).items():
-        if _port_in_use(port):
+        if _port_in_use(port, server.address):
             raise StackError(
-                f"{server.name}: port {port} ({role}) on {HOST} is already in use by another "
-                f"process; stop that process or choose another port for the stack"
+                f"{server.name}: port {port} ({role}) on {server.address} is already in use by "
+                "another process; stop that process or choose another port for the stack"
             )
 
 
@@ -745,6 +789,15 @@ def restart(server: ServerRef, cfg: StackConfig | None = None) -> StartResult:
     return start(server, cfg)
 
 
+def wipe(server: ServerRef, cfg: StackConfig | None = None) -> None:
+    """Delete a stopped server's data, so that its next start begins empty."""
+    server, cfg = _server(server), cfg or load_config()
+    with _locked(server, cfg):
+        if pid_of(server, cfg) is not None:
+            raise StackError(f"{server.name} is running: stop it before wiping its data")
+        shutil.rmtree(server.directory(cfg) / "data", ignore_errors=True)
+
+
 def start_cassandra(cfg: StackConfig | None = None) -> StartResult:
     return start(CASSANDRA, cfg)
 
@@ -862,7 +915,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("env", help="print the export lines a client needs")
     # Internal: Cassandra's readiness probe, run in a child process (see Cassandra.probe).
-    commands.add_parser("_cql-probe").add_argument("port", type=int)
+    probe_parser = commands.add_parser("_cql-probe")
+    probe_parser.add_argument("port", type=int)
+    probe_parser.add_argument("address", nargs="?", default=HOST)
     # Internal: the intermediate process that launches a server (see _launch).
     spawn_parser = commands.add_parser("_spawn")
     spawn_parser.add_argument("log", type=Path)
@@ -877,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "_cql-probe":
         # The driver logs failed connection attempts; for a probe they are just "not ready".
         logging.getLogger("cassandra").addHandler(logging.NullHandler())
-        answered = cql_answers(args.port)
+        answered = cql_answers(args.port, args.address)
         # Exit without the interpreter's clean-up: right after Cassandra starts, the driver's
         # libev reactor thread cannot be joined at exit and its atexit hook waits 5 s for it.
         sys.stdout.flush()
