@@ -110,6 +110,8 @@ def test_duplicates_and_retries_are_stored_once(http: httpx.Client, settings: Se
         b'{"events": []}',
         b'{"events": "nope"}',
         b'{"events": [' + b",".join([b"{}"] * 501) + b"]}",
+        b'{"events": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",  # deeper than any parser allows
+        b'{"events": [{"user_id": "\xff"}]}',  # not UTF-8
     ],
 )
 def test_malformed_batches_are_400_and_store_nothing(http: httpx.Client, body: bytes) -> None:
