@@ -49,7 +49,7 @@ def is_valid_id(value: str) -> bool:
 
 def is_valid_label(value: str) -> bool:
     """A category or region name: text in any script (LABEL_PATTERN), valid UTF-8."""
-    if len(value) > MAX_LABEL_LENGTH or _LABEL_RE.match(value) is None:
+    if len(value) > MAX_LABEL_LENGTH or _LABEL_RE.fullmatch(value) is None:
         return False
     # A file's invalid UTF-8 is read as lone surrogates; a URL's is already replaced.
     return value.isascii() or not any("\ud800" <= char <= "\udfff" for char in value)
