@@ -56,6 +56,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         self._header_lines = 0
+        self._tail = b""  # the last bytes of header data: a "\r\n\r\n" may span two reads
 
     # --- deadlines -------------------------------------------------------------------
     def _arm(self, seconds: float, on_expiry: Any) -> None:
@@ -90,7 +91,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
-            self._header_bytes += len(data)
+            # Only the bytes up to the blank line count: the same read may carry the body.
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = seen[-3:]
             if self._header_bytes > self.limits.max_header_bytes:
                 self._refuse_headers("the request line and headers exceed the limit")
                 return
@@ -101,6 +106,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_headers:  # a pipelined or keep-alive request: its own header budget
             self._in_headers = True
             self._header_bytes = 0
+            self._tail = b""
             self._arm(self.limits.header_timeout_s, self._headers_too_slow)
         self._header_lines = 0
 

@@ -8,6 +8,7 @@ The server's deadlines are shortened here (2 s) so the tests wait little; the de
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -153,6 +154,31 @@ def test_oversized_headers_are_a_431_and_the_service_stays_responsive(
             assert body["error"]["code"] == "headers_too_large"  # type: ignore[index]
     with httpx.Client(base_url=service.url, timeout=10) as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_large_body_arriving_with_its_headers_is_not_counted_as_headers(
+    service: ServiceProcess,
+) -> None:
+    """The header bound counts the request line and headers only, though one read may hold
+    them and a body far larger than the bound."""
+    now = time.time_ns() // 10**6
+    events = [
+        {"event_id": f"big-{n}-{now}-{'x' * 36}", "user_id": "u", "item_id": f"item-{n % 50 + 1}",
+         "event_type": "view", "ts_ms": now}
+        for n in range(400)
+    ]  # fmt: skip
+    body = json.dumps({"events": events}).encode()
+    assert len(body) > 32_768  # RECS_MAX_HEADER_BYTES
+    request = (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with connect(service) as sock:
+        sock.sendall(request)
+        status, answer_body = answer(sock)
+    assert status == 200, answer_body
+    assert len(answer_body["accepted"]) == 400  # type: ignore[arg-type]
 
 
 def test_a_request_the_parser_refuses_gets_a_json_400(service: ServiceProcess) -> None:
