@@ -92,7 +92,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(400, "invalid_parameter", _describe(exc))
+        # A cursor of the wrong shape is as much a bad cursor as one with a wrong signature.
+        locations = {tuple(error.get("loc", ())) for error in exc.errors()}
+        code = "invalid_cursor" if locations == {("query", "cursor")} else "invalid_parameter"
+        return error_response(400, code, _describe(exc))
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

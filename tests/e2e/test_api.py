@@ -178,7 +178,7 @@ def test_popular_overall_by_category_region_and_both(http: httpx.Client, dataset
         ("/v1/users/u/recommendations", {"limit": 201}, "invalid_parameter"),
         ("/v1/users/u/recommendations", {"limit": "ten"}, "invalid_parameter"),
         ("/v1/users/u/recommendations", {"cursor": "not-a-cursor"}, "invalid_cursor"),
-        ("/v1/users/u/recommendations", {"cursor": "a b"}, "invalid_parameter"),
+        ("/v1/users/u/recommendations", {"cursor": "a b"}, "invalid_cursor"),
         ("/v1/users/u/recommendations", {"category": "x\ty"}, "invalid_parameter"),
         ("/v1/popular", {"region": " "}, "invalid_parameter"),
         ("/v1/users/u/recommendations", {"exclude": "ok,not ok"}, "invalid_exclude"),
