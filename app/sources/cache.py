@@ -97,6 +97,7 @@ class BatchCache(Generic[V]):
         self._inflight: dict[tuple[str, str], asyncio.Task[Mapping[str, V]]] = {}
         self._to_refresh: dict[str, dict[str, None]] = {}  # namespace -> keys, in order
         self._refresh_timer: asyncio.TimerHandle | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -175,6 +176,18 @@ class BatchCache(Generic[V]):
         for namespace, keys in queued.items():
             task = asyncio.get_running_loop().create_task(self._reload(namespace, list(keys)))
             task.add_done_callback(_retrieve_exception)
+            task.add_done_callback(self._reloads.discard)
+            self._reloads.add(task)
+
+    async def flush_refreshes(self) -> None:
+        """Start the queued background reloads now, without waiting out their window, and
+        return when every reload has finished (its failures stay inside, as in the
+        background)."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh()
+        while self._reloads:
+            await asyncio.wait(list(self._reloads))
 
     async def _reload(self, namespace: str, keys: list[str]) -> None:
         """Reload `keys` in slices, one after another. A key is skipped when it is no longer
@@ -293,6 +306,7 @@ def catalog_cache(
     ttl_s: float,
     refresh_s: float,
     refresh_window_s: float = REFRESH_WINDOW_S,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BatchCache[CatalogItem]:
     async def load(_: str, item_ids: list[str]) -> Mapping[str, CatalogItem]:
         return await read(item_ids)
@@ -304,4 +318,5 @@ def catalog_cache(
         ttl_s=ttl_s,
         refresh_after_s=refresh_s if refresh_s < ttl_s else None,
         refresh_window_s=refresh_window_s,
+        clock=clock,
     )

@@ -82,7 +82,8 @@ def test_catalog_down_serves_items_without_metadata_then_recovers(
             assert body["degraded"] == ["catalog"]
             assert body["items"], path
             assert all(item["title"] is None for item in body["items"])
-            assert elapsed < 0.5, f"{path} took {elapsed:.3f} s with the catalog down"
+            # Ten times the request deadline: bounded, not waiting on the dead catalog.
+            assert elapsed < 2.5, f"{path} took {elapsed:.3f} s with the catalog down"
             down_ms[path.split("?")[0].replace(user, "{user}")] = round(elapsed * 1000, 1)
         # With a category filter and no catalog, only the category's popular list qualifies.
         bikes = client.get("/v1/popular?category=bikes").json()["items"]

@@ -38,9 +38,10 @@ pytestmark = pytest.mark.fault
 
 KEY = "fault-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-# What "bounded" means here: the request deadline (250 ms) plus scheduling noise on a shared
-# 2-core machine running Cassandra, DynamoDB Local, the service and the probe.
-LATENCY_BOUND_S = 0.6
+# What "bounded" means here: ten times the request deadline (250 ms), which a request that
+# waited on a dead dependency would exceed and scheduling noise on a busy machine would not.
+# The measured latencies go to reports/faults.json and docs/reliability.md.
+LATENCY_BOUND_S = 2.5
 RECOVERY_BOUND_S = 20.0
 
 

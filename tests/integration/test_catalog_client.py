@@ -102,7 +102,7 @@ async def test_a_broken_contract_is_an_error(http: httpx.AsyncClient) -> None:
 
 
 async def test_a_slow_catalog_times_out_within_its_bound(tmp_path: Path) -> None:
-    slow = CatalogProcess(data=tmp_path / "items.jsonl", delay_ms=500)
+    slow = CatalogProcess(data=tmp_path / "items.jsonl", delay_ms=10_000)
     slow.start()
     try:
         async with build_http_client(slow.url, timeout_s=0.1, max_connections=4) as client:
@@ -110,7 +110,7 @@ async def test_a_slow_catalog_times_out_within_its_bound(tmp_path: Path) -> None
             with pytest.raises(TimeoutError) as raised:
                 await HttpCatalog(client).items(["c-1"])
             assert isinstance(raised.value.__cause__, httpx.TimeoutException)
-            assert time.monotonic() - started < 0.4
+            assert time.monotonic() - started < 5.0  # the 0.1 s timeout, not the 10 s delay
     finally:
         slow.stop()
 
@@ -119,11 +119,11 @@ async def test_a_stopped_catalog_fails_fast(tmp_path: Path) -> None:
     gone = CatalogProcess(data=tmp_path / "items.jsonl")
     gone.start()
     gone.stop()
-    async with build_http_client(gone.url, timeout_s=1.0, max_connections=4) as client:
+    async with build_http_client(gone.url, timeout_s=30.0, max_connections=4) as client:
         started = time.monotonic()
         with pytest.raises(httpx.TransportError):
             await HttpCatalog(client).items(["c-1"])
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 10.0  # refused at once, not the 30 s timeout
 
 
 async def test_cached_lookups_skip_the_network_until_the_ttl(http: httpx.AsyncClient) -> None:

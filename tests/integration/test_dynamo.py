@@ -178,13 +178,13 @@ async def test_an_open_breaker_ends_the_retries_at_once(client: Any, settings: S
     )
     store = DynamoInteractions(guarded, table=settings.dynamodb_table)
     started = time.monotonic()
-    outcome = await store.write(events(user(), 30), deadline_s=5.0)
+    outcome = await store.write(events(user(), 30), deadline_s=60.0)
     assert len(outcome.failed) == 30 and outcome.stored == []
     assert breaker.state == "open"
-    assert time.monotonic() - started < 1.0  # not the 5 s deadline
+    assert time.monotonic() - started < 10.0  # the breaker, not the 60 s deadline
     again = time.monotonic()
-    await store.write(events(user(), 5), deadline_s=5.0)
-    assert time.monotonic() - again < 0.05  # refused without a call
+    await store.write(events(user(), 5), deadline_s=60.0)
+    assert time.monotonic() - again < 10.0  # refused at once, not retried to the deadline
 
 
 async def test_the_service_client_reads_what_stock_aioboto3_reads(

@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
@@ -15,24 +15,37 @@ from app.sources.cache import (
 
 
 class FakeStore:
-    """Counts round trips; answers after an optional delay; can be told to fail."""
+    """Counts round trips; answers after an optional delay, or once its gate opens; can be
+    told to fail."""
 
     def __init__(self, data: Mapping[str, ScoredList], delay: float = 0.0) -> None:
         self.data = data
         self.delay = delay
+        self.gate: asyncio.Event | None = None
         self.calls: list[list[str]] = []
         self.fail = False
 
     async def neighbours(self, version: str, item_ids: list[str]) -> dict[str, ScoredList]:
         self.calls.append(list(item_ids))
+        if self.gate is not None:
+            await self.gate.wait()
         await asyncio.sleep(self.delay)
         if self.fail:
             raise ConnectionError("store down")
         return {i: self.data[i] for i in item_ids if i in self.data}
 
 
-# The tests' refresh window: short, so they wait for background reloads in real time.
-WINDOW = 0.05
+# The tests' refresh window: long enough that no reload starts by itself while a test runs;
+# tests start the queued reloads with flush_refreshes() and time comes from a fake clock.
+WINDOW = 60.0
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Polls `condition` while other tasks run, until it holds or `timeout_s` passes."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
+        await asyncio.sleep(0.005)
 
 
 def lists(*ids: str) -> dict[str, ScoredList]:
@@ -70,13 +83,15 @@ async def test_concurrent_misses_share_one_load() -> None:
 
 
 async def test_timeout_returns_what_is_cached_and_the_load_still_fills_the_cache() -> None:
-    store = FakeStore(lists("a", "b"), delay=0.1)
+    store = FakeStore(lists("a", "b"))
     cache = neighbour_cache(store.neighbours, max_mb=1)
     await cache.get_many("v1", ["a"], timeout=1)
     store.calls.clear()
+    store.gate = asyncio.Event()  # the store does not answer until the gate opens
     partial = await cache.get_many("v1", ["a", "b"], timeout=0.01)
     assert set(partial.found) == {"a"} and not partial.complete
-    await asyncio.sleep(0.15)
+    store.gate.set()
+    await eventually(lambda: len(cache) == 2)
     later = await cache.get_many("v1", ["b"], timeout=0.01)
     assert set(later.found) == {"b"} and later.complete
     assert store.calls == [["b"]]
@@ -173,7 +188,7 @@ async def test_entries_near_their_ttl_are_served_and_reloaded_in_one_background_
     assert first.found["a"].item_ids == ("a-n",) and second.found["c"].item_ids == ("c-n",)
     assert store.calls == []  # nobody waited for the store
 
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert store.calls == [["a", "b", "c"]]  # both requests' keys, one load
     assert cache.refresh_loads == 1
     now[0] = 15.0  # past the old entries' TTL: the reloaded values, still no load
@@ -194,11 +209,11 @@ async def test_a_failed_background_reload_leaves_entries_to_expire_at_their_ttl(
     store.fail = True
     now[0] = 9.0
     assert (await cache.get_many("", ["a"], timeout=1)).complete
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert len(store.calls) == 2  # the reload was tried and failed
     now[0] = 9.5
     assert set((await cache.get_many("", ["a"], timeout=1)).found) == {"a"}
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert len(store.calls) == 2  # not retried every window against a store that is down
     now[0] = 10.5  # past the TTL: no answer older than it, the failure is reported
     expired = await cache.get_many("", ["a"], timeout=1)
@@ -207,14 +222,18 @@ async def test_a_failed_background_reload_leaves_entries_to_expire_at_their_ttl(
 
 async def test_a_key_asked_for_while_its_reload_is_in_flight_is_reloaded_once() -> None:
     now = [0.0]
-    store = FakeStore(lists("a"), delay=0.03)
+    store = FakeStore(lists("a"))
     cache = refreshing_cache(store, now)
     await cache.get_many("", ["a"], timeout=1)
     now[0] = 9.0
     await cache.get_many("", ["a"], timeout=1)  # past its refresh age: queued
-    await asyncio.sleep(WINDOW + 0.01)  # the reload is in flight
+    store.gate = asyncio.Event()
+    reloading = asyncio.create_task(cache.flush_refreshes())
+    await eventually(lambda: len(store.calls) == 2)  # the reload is in flight
     await cache.get_many("", ["a"], timeout=1)  # still the old entry: queued again
-    await asyncio.sleep(3 * WINDOW)
+    store.gate.set()
+    await reloading
+    await cache.flush_refreshes()
     assert store.calls == [["a"], ["a"]]  # the second queueing found it reloaded
     assert cache.refresh_loads == 1
 
@@ -247,7 +266,7 @@ async def test_a_large_reload_goes_out_in_slices_one_after_another() -> None:
     now[0] = 9.0
     await cache.get_many("", keys[:4], timeout=1)
     await cache.get_many("", keys[4:], timeout=1)
-    await asyncio.sleep(WINDOW + 0.1)
+    await cache.flush_refreshes()
     assert store.calls == [keys[0:3], keys[3:6], keys[6:7]]
     assert store.most_in_flight == 1
     assert cache.refresh_loads == 3
@@ -262,11 +281,11 @@ async def test_after_a_failed_slice_the_rest_of_the_reload_waits_for_the_ttl() -
     store.fail = True
     now[0] = 9.0
     await cache.get_many("", keys, timeout=1)
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert store.calls == [keys, ["a", "b"]]  # the first slice failed; c and d not tried
     now[0] = 9.5
     await cache.get_many("", keys, timeout=1)
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert len(store.calls) == 2  # none of them retried every window
     now[0] = 10.5
     assert not (await cache.get_many("", keys, timeout=1)).complete  # expired: reported
@@ -279,26 +298,30 @@ async def test_entries_not_asked_for_are_not_reloaded() -> None:
     await cache.get_many("", ["a", "b"], timeout=1)
     now[0] = 9.0
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert store.calls == [["a", "b"], ["a"]]
 
 
 async def test_the_catalog_cache_reloads_hot_items_past_their_refresh_age() -> None:
+    now = [0.0]
     calls: list[list[str]] = []
 
     async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
         calls.append(list(item_ids))
         return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=5, refresh_s=0.2, refresh_window_s=WINDOW)
+    cache = catalog_cache(
+        read, max_mb=1, ttl_s=5, refresh_s=2, refresh_window_s=WINDOW, clock=lambda: now[0]
+    )
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(0.1)
+    now[0] = 1.0
     await cache.get_many("", ["a"], timeout=1)  # younger than the refresh age: no reload
-    await asyncio.sleep(0.12 + WINDOW)
+    await cache.flush_refreshes()
     assert calls == [["a"]]
-    hit = await cache.get_many("", ["a"], timeout=1)
+    now[0] = 2.5
+    hit = await cache.get_many("", ["a"], timeout=1)  # served, and queued for a reload
     assert hit.found["a"].title == "v1" and calls == [["a"]]
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert calls == [["a"], ["a"]]
     assert (await cache.get_many("", ["a"], timeout=1)).found["a"].title == "v2"
 
@@ -306,37 +329,49 @@ async def test_the_catalog_cache_reloads_hot_items_past_their_refresh_age() -> N
 async def test_the_catalog_cache_serves_without_waiting_until_the_ttl_and_never_after() -> None:
     """Between the refresh age and the TTL a slow catalog costs a request nothing; past the
     TTL the entry is not served, however slow the catalog."""
+    now = [0.0]
     calls: list[list[str]] = []
-    delay = [0.0]
+    answering = asyncio.Event()
+    answering.set()
 
     async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
         calls.append(list(item_ids))
-        await asyncio.sleep(delay[0])
+        await answering.wait()
         return {i: CatalogItem(i, title=f"v{len(calls)}") for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=0.4, refresh_s=0.1, refresh_window_s=WINDOW)
+    cache = catalog_cache(
+        read, max_mb=1, ttl_s=4, refresh_s=1, refresh_window_s=WINDOW, clock=lambda: now[0]
+    )
     await cache.get_many("", ["a"], timeout=1)
-    delay[0] = 10.0  # from now on the catalog never answers in time
-    await asyncio.sleep(0.2)
+    answering.clear()  # from now on the catalog does not answer
+    now[0] = 2.0
     stale_hit = await cache.get_many("", ["a"], timeout=0.05)
     assert stale_hit.complete and stale_hit.found["a"].title == "v1"
-    await asyncio.sleep(0.25)  # past the TTL; the background reload is still waiting
+    reloading = asyncio.create_task(cache.flush_refreshes())
+    await eventually(lambda: len(calls) == 2)  # the background reload waits on the catalog
+    now[0] = 4.5  # past the TTL
     expired = await cache.get_many("", ["a"], timeout=0.05)
     assert not expired.complete and expired.found == {}
+    answering.set()
+    await reloading
 
 
 async def test_a_refresh_age_at_or_above_the_ttl_means_no_background_reloads() -> None:
+    now = [0.0]
     calls: list[list[str]] = []
 
     async def read(item_ids: Sequence[str]) -> dict[str, CatalogItem]:
         calls.append(list(item_ids))
         return {i: CatalogItem(i) for i in item_ids}
 
-    cache = catalog_cache(read, max_mb=1, ttl_s=0.2, refresh_s=0.2, refresh_window_s=WINDOW)
+    cache = catalog_cache(
+        read, max_mb=1, ttl_s=2, refresh_s=2, refresh_window_s=WINDOW, clock=lambda: now[0]
+    )
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(0.15)
+    now[0] = 1.5
     await cache.get_many("", ["a"], timeout=1)
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
+    now[0] = 2.5
     assert calls == [["a"]]  # expired now, not reloaded ahead
     await cache.get_many("", ["a"], timeout=1)
     assert calls == [["a"], ["a"]]
@@ -353,7 +388,7 @@ async def test_a_reload_of_equal_data_keeps_the_cached_object_changed_data_repla
 
     now[0] = 9.0
     await cache.get_many("", ["a", "b"], timeout=1)
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     now[0] = 15.0  # past the first load's TTL: served from the reload, no new load
     reloaded = (await cache.get_many("", ["a", "b"], timeout=1)).found
     assert len(store.calls) == 2
@@ -386,7 +421,7 @@ async def test_a_ttl_cache_over_its_bound_evicts_the_longest_loaded_and_reloads_
 
     now[0] = 8.5  # b is due for its reload; the reload moves it to the young end
     await cache.get_many("", ["b"], timeout=1)
-    await asyncio.sleep(WINDOW + 0.05)
+    await cache.flush_refreshes()
     assert store.calls == [["b"]]
     await cache.get_many("", ["e"], timeout=1)  # evicts c, loaded before b's reload
     store.calls.clear()
