@@ -1,0 +1,15 @@
+"""Recipes: the measurements behind figures of docs/performance.md that `make bench` does not
+make. Each module's docstring says what it measures and how to run it
+(`python -m loadtests.recipes.<name> --help`).
+
+- `fixed_rate`     one or two server configurations at a fixed rate, alternated
+- `target_ab`      an endpoint's target procedure (knee, 50 %, 70 %) on the product and a variant
+- `feed_parts`     the feed's p99 taken apart: DynamoDB Local alone, the Query in the service
+- `dynamo_query`   the DynamoDB Query's client CPU, and where py-spy finds it
+- `asgi_cpu`       a similar-items request in-process against the floor route, warm and cold
+- `catalog_client` building a catalog lookup; the cyclic garbage a lookup leaves
+- `catalog_cache`  a cache hit with and without reordering; what a reload slice costs the loop
+
+The first three start bench servers (`loadtests.bench`, through `_bench`) and need the local
+stack up and loaded, as `make dev` leaves it, and vegeta (`make tools`).
+"""

@@ -1,0 +1,105 @@
+"""What the recipes that start bench servers share: a `loadtests.bench.runner.Bench` against
+the running local stack, and one line per measurement.
+
+This is the only recipe module that builds the benchmark's runner objects, so a change to
+loadtests/bench/ shows up here first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from loadtests.bench import environment, machine, plan, runner, workload
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every server recipe takes."""
+    parser.add_argument(
+        "--data", type=Path, default=REPO / "data" / "demo", help="the demo folder (loaded)"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, help="raw results (default: a new temporary directory)"
+    )
+
+
+def vegeta_path() -> Path:
+    """Where `make tools` (scripts/tools.sh) installs vegeta."""
+    cache = os.environ.get("RECS_CACHE_DIR") or str(Path.home() / ".cache" / "recs")
+    return Path(cache) / "bin" / "vegeta"
+
+
+def open_bench(
+    args: argparse.Namespace, *, settings: Mapping[str, str] | None = None
+) -> runner.Bench:
+    """A bench over the running stack (never started here), the demo data as loaded, and
+    `settings` (`RECS_*`) for every server it starts."""
+    vegeta = vegeta_path()
+    if not vegeta.is_file():
+        sys.exit(f"vegeta not found at {vegeta}: run `make tools`")
+    try:
+        env = environment.ensure_stack(start=False, say=print)
+    except environment.SetupError as exc:
+        sys.exit(str(exc))
+    work_dir: Path = args.work_dir or Path(tempfile.mkdtemp(prefix="recs-recipe-"))
+    print(f"raw results in {work_dir}")
+    run = runner.BenchRun(
+        command=" ".join(sys.argv),
+        started=dt.datetime.now(dt.UTC),
+        options={},
+        durations=plan.FULL,
+        machine=machine.describe(),
+        load_start=machine.load_average(),
+        work_dir=work_dir,
+    )
+    server_env = {
+        **env,
+        "RECS_BACKEND": "remote",
+        "RECS_API_KEYS": runner.API_KEY,
+        "RECS_SHUTDOWN_GRACE_S": "2",
+        **(settings or {}),
+    }
+    return runner.Bench(
+        run,
+        durations=plan.FULL,
+        env=server_env,
+        dataset=workload.Dataset.from_dir(args.data),
+        vegeta_bin=vegeta,
+        py_spy=Path(sys.executable).parent / "py-spy",
+        verbose=False,
+    )
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def line(m: runner.Measurement) -> str:
+    """A measurement as the tables of docs/performance.md show it."""
+    r = m.result
+    out = [
+        f"p50 {r.percentile(50) or 0:.1f} p99 {r.percentile(99) or 0:.1f} "
+        f"max {r.max_ms or 0:.1f} ms",
+        f"CPU {m.cpu_us_per_request or 0:,.0f} µs/req",
+        f"loop {m.cpu.main_share:.0%} busy",
+    ]
+    metrics = m.metrics
+    if metrics is not None:
+        query = metrics.dependencies.get("dynamodb/query")
+        if query is not None:
+            out.append(f"Query p50 {_ms(query.quantile(0.5))} p99 {_ms(query.quantile(0.99))} ms")
+        out.append(f"loop lag p99 {_ms(metrics.loop_lag.quantile(0.99))} ms")
+        catalog = metrics.dependencies.get("catalog/items")
+        calls = catalog.count if catalog is not None else 0.0
+        out.append(f"catalog calls {calls / max(1, r.ok):.2f}/req")
+        gc = " / ".join(f"{metrics.gc[g].count:.0f}" for g in ("0", "1", "2"))
+        longest = max((metrics.gc[g].max_le or 0.0) for g in ("0", "1", "2"))
+        out.append(f"GC {gc} (longest ≤ {_ms(longest)} ms)" if longest else f"GC {gc}")
+    return ", ".join(out)
