@@ -701,129 +701,46 @@ def _gc_table(fixed: list[tuple[str, Measurement]]) -> str:
 
 
 def _micro(run: BenchRun) -> list[str]:
-    lines: list[str] = []
-    scylla = run.micro.get("scylla")
-    if scylla:
-        lines += [
-            "",
-            "## Scylla read strategy (micro-benchmark)",
-            "",
-            "Neighbour lists of N uniformly drawn items read in one thread-pool hop "
-            "(`python -m loadtests.bench.micro scylla`, "
-            f"{scylla['reps']} hops per row, strategies interleaved): wall time on the event "
-            "loop from submission to result, and the process's CPU time per hop. `in-100` is "
-            "the product (`ScyllaStore.neighbours`, IN chunks of RECS_SCYLLA_IN_CHUNK=100, "
-            "all in flight at once); `in-20` the same code with 20 keys per IN; "
-            "`single-async` one prepared single-key statement per key with `execute_async`, "
-            "all in flight, then awaited; `single-concurrent` the driver's "
-            "`execute_concurrent_with_args`. Fastest median per size in bold.",
-            "",
-        ]
-        best: dict[int, tuple[str, float]] = {}
-        for row in scylla["rows"]:
-            keys, median = row["keys"], row["wall_ms"]["median"]
-            if keys not in best or median < best[keys][1]:
-                best[keys] = (row["strategy"], median)
-        rows = []
-        for row in scylla["rows"]:
-            winner = best[row["keys"]][0] == row["strategy"]
-            rows.append(
-                [
-                    row["keys"],
-                    f"**{row['strategy']}**" if winner else row["strategy"],
-                    ms(row["wall_ms"]["median"], 2),
-                    ms(row["wall_ms"]["p99"], 2),
-                    ms(row["cpu_ms"]["median"], 2),
-                    f"{row['found_mean']:.1f}",
-                ]
-            )
+    if not run.micro:
+        return []
+    lines = [
+        "",
+        "## Micro-benchmarks",
+        "",
+        "`python -m loadtests.bench.micro WHAT` (pytest-benchmark, outside the server, against "
+        "the stack): wall time per round (one call, or a batch of calls in flight), the "
+        "process's CPU time per call.",
+    ]
+    for what, rows in run.micro.items():
+        lines += ["", f"### {what}", ""]
         lines.append(
             table(
-                ["keys", "strategy", "median ms", "p99 ms", "CPU ms per hop (median)", "rows"],
-                rows,
+                MICRO_HEADERS,
+                [
+                    [
+                        row["case"],
+                        row["rounds"],
+                        row["per_round"],
+                        *(_us(row[k]) for k in ("min_s", "median_s", "p99_s", "cpu_s")),
+                        rate(row["calls_per_s"]),
+                        "-" if row["found"] is None else f"{row['found']:.1f}",
+                    ]
+                    for row in rows
+                ],
             )
         )
-    dynamodb = run.micro.get("dynamodb")
-    if dynamodb:
-        lines += [
-            "",
-            "## DynamoDB client (micro-benchmark)",
-            "",
-            "The feed's query (`DynamoInteractions.recent`: ConsistentRead, newest first, "
-            f"Limit {dynamodb['limit']}) for Zipf-drawn users, {dynamodb['calls']} calls per "
-            "client (`python -m loadtests.bench.micro dynamodb`): one at a time (clients "
-            "interleaved), then 16 in flight. CPU is the client process's. `signed-json` is an "
-            "experiment, not in the product (`loadtests/bench/pieces.py`).",
-            "",
-            _client_table(dynamodb["clients"], "client"),
-        ]
-    serialization = run.micro.get("serialization")
-    if serialization:
-        lines += [
-            "",
-            "## Response serialization (micro-benchmark)",
-            "",
-            "One response page to JSON bytes (`python -m loadtests.bench.micro serialization`, "
-            f"best of 5 × {serialization['loops']:,} loops), µs per page and per item:",
-            "",
-        ]
-        sizes = list(serialization["pages"])
-        names = list(serialization["pages"][sizes[0]])
-        rows = []
-        for name in names:
-            row: list[object] = [name]
-            for size in sizes:
-                value = serialization["pages"][size][name]
-                row.append(f"{value:.1f} ({value / int(size):.2f}/item)")
-            rows.append(row)
-        lines.append(table(["way", *(f"{size} items: µs" for size in sizes)], rows))
-    catalog = run.micro.get("catalog")
-    if catalog:
-        lines += [
-            "",
-            "## Catalog client transport (micro-benchmark)",
-            "",
-            f"`HttpCatalog.items` against the reference catalog service, {catalog['calls']} "
-            "calls per transport and size (`python -m loadtests.bench.micro catalog`), with "
-            "100 ids a call (a request's misses) and with 1 (the transport alone: little to "
-            "parse). CPU is the client process's: transport, JSON parsing and `CatalogItem`s "
-            "(the last two the same for both).",
-            "",
-        ]
-        for ids, data in catalog["by_ids"].items():
-            lines += [
-                "",
-                f"{ids} id(s) per call:",
-                "",
-                _client_table(data["transports"], "transport"),
-            ]
     return lines
 
 
-def _client_table(clients: dict[str, Any], what: str) -> str:
-    rows = []
-    for name, t in clients.items():
-        rows.append(
-            [
-                name,
-                ms(t["sequential_wall_ms"]["median"], 2),
-                ms(t["sequential_wall_ms"]["p99"], 2),
-                ms(t["sequential_cpu_ms"]["median"], 2),
-                ms(t["concurrent16_cpu_ms_per_call"], 2),
-                rate(t["concurrent16_calls_per_s"]),
-            ]
-        )
-    return table(
-        [
-            what,
-            "one at a time: median ms",
-            "p99 ms",
-            "CPU ms per call (median)",
-            "16 in flight: CPU ms per call",
-            "calls/s",
-        ],
-        rows,
-    )
+MICRO_HEADERS = ["case", "rounds", "calls per round", "min µs", "median µs", "p99 µs"]
+MICRO_HEADERS += ["CPU µs per call", "calls/s", "rows per call"]
+
+
+def _us(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    value = seconds * 1e6
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def _profile(run: BenchRun) -> list[str]:

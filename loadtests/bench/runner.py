@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loadtests.bench import environment, machine, plan, prom, vegeta, workload
+from loadtests.bench import environment, machine, micro, plan, prom, vegeta, workload
 from loadtests.bench import profile as profiling
 from loadtests.bench.plan import Ablation, Durations
 from loadtests.bench.processes import BenchServer, CpuTimes, CpuUse
@@ -217,7 +217,7 @@ class BenchRun:
     product: dict[str, EndpointRuns] = field(default_factory=dict)
     profile: profiling.Profile | None = None
     profile_rate: float | None = None
-    micro: dict[str, Any] = field(default_factory=dict)  # "scylla", "dynamodb", "catalog"
+    micro: dict[str, Any] = field(default_factory=dict)  # "scylla": micro.summarize's rows
     ablations: list[AblationRuns] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     servers: list[dict[str, object]] = field(default_factory=list)
@@ -591,30 +591,21 @@ class Bench:
                     )
 
     def micro(self) -> None:
-        work = self.run.work_dir
+        d = self.durations
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECS_")}, **self.env}
-        for what, extra in (
-            ("scylla", ["--reps", str(self.durations.scylla_reps)]),
-            ("dynamodb", ["--calls", str(self.durations.dynamodb_calls)]),
-            ("catalog", ["--calls", str(self.durations.catalog_calls)]),
-            ("serialization", ["--calls", str(self.durations.serialization_loops)]),
-        ):
+        sizes = [f"--users={self.dataset.users}", f"--items={self.dataset.items}"]
+        counts = {
+            "scylla": d.scylla_reps,
+            "dynamodb": d.dynamodb_calls,
+            "catalog": d.catalog_calls,
+            "serialization": d.serialization_loops,
+        }
+        for what, count in counts.items():
             self.say(f"micro: {what}")
-            out = work / f"micro-{what}.json"
+            out = self.run.work_dir / f"micro-{what}.json"
+            argv = [what, f"--calls={count}", *sizes, f"--out={out}"]
             done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "loadtests.bench.micro",
-                    what,
-                    "--items",
-                    str(self.dataset.items),
-                    "--users",
-                    str(self.dataset.users),
-                    "--out",
-                    str(out),
-                    *extra,
-                ],
+                [sys.executable, "-m", "loadtests.bench.micro", *argv],
                 cwd=REPO,
                 env=env,
                 capture_output=True,
@@ -622,9 +613,9 @@ class Bench:
                 timeout=900,
             )
             if done.returncode != 0:
-                self.run.problems.append(f"micro {what} failed: {done.stderr[-1500:]}")
+                self.run.problems.append(f"micro {what} failed: {done.stdout[-1500:]}")
                 continue
-            self.run.micro[what] = json.loads(out.read_text())
+            self.run.micro[what] = micro.summarize(json.loads(out.read_text()))
 
 
 def _rate(measurement: Measurement) -> float:

@@ -31,7 +31,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import Response
 
+from app.api.serialization import JSONBytesResponse, page_bytes
 from app.config import Settings
+from app.results import RecommendationPage, RecommendedItem
 from loadtests.bench import gclog
 from loadtests.bench.variants import Pieces
 
@@ -39,32 +41,28 @@ FLOOR_PATH = "/bench/floor"
 FLOOR_ITEMS = 20
 
 
-def floor_body() -> bytes:
-    """A page as the product serializes it: 20 items with demo-like metadata."""
-    from app.api.serialization import page_bytes
-    from app.results import RecommendationPage, RecommendedItem
-
-    items = [
-        RecommendedItem(
-            f"item-{1000 + rank}",
-            1.0 / (rank + 1),
-            "personalized",
-            f"Vintage road bike frame {rank}",
-            "bikes",
-            149.0 + rank,
-            "berlin",
-            f"seller-{rank}",
-        )
-        for rank in range(FLOOR_ITEMS)
-    ]
-    page = RecommendationPage(items, "neighbours=nb-000000000000,popular=pop-000000000000")
-    return page_bytes(page)
+def floor_page(items: int = FLOOR_ITEMS) -> RecommendationPage:
+    """A page of `items` items with demo-like metadata."""
+    return RecommendationPage(
+        [
+            RecommendedItem(
+                f"item-{1000 + rank}",
+                1.0 / (rank + 1),
+                "personalized",
+                f"Vintage road bike frame {rank}",
+                "bikes",
+                149.0 + rank,
+                "berlin",
+                f"seller-{rank}",
+            )
+            for rank in range(items)
+        ],
+        "neighbours=nb-000000000000,popular=pop-000000000000",
+    )
 
 
 def add_floor(app: FastAPI) -> None:
-    from app.api.serialization import JSONBytesResponse
-
-    body = floor_body()
+    body = page_bytes(floor_page())
 
     async def floor() -> Response:
         return JSONBytesResponse(body)

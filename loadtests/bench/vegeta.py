@@ -11,7 +11,7 @@ Three kinds of attack:
   request due during it instead of delaying the schedule (no coordinated omission).
 
 Results are read from vegeta's own CSV encoding (`vegeta encode --to csv`); percentiles are
-computed here from every latency (nearest rank), not from vegeta's report.
+computed here from every latency (`percentile`), not from vegeta's report.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import bisect
 import csv
 import math
 import os
+import statistics
 import subprocess
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +32,13 @@ REQUEST_TIMEOUT_S = 5
 NO_MORE_TARGETS = "no targets to attack"
 # Latency histogram edges in ms (the last bucket is "above the last edge").
 HISTOGRAM_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250)
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile `q` (0-100) of sorted values; None when there are none."""
+    if not ordered:
+        return None
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 @dataclass(frozen=True)
@@ -116,18 +124,15 @@ class Result:
         """Median of the successful answers counted in each whole second (the first and the
         last, partial, seconds dropped): robust to a neighbour's burst on a shared box."""
         seconds = self.per_second_ok[1:-1] or self.per_second_ok
-        return float(_median(seconds)) if seconds else 0.0
+        return float(statistics.median(seconds)) if seconds else 0.0
 
     @property
     def offered(self) -> float:
         return self.requests / self.attack.duration_s if self.attack.duration_s else 0.0
 
     def percentile(self, q: float) -> float | None:
-        """Nearest-rank percentile of the successful latencies, in ms."""
-        if not self.latencies_ms:
-            return None
-        rank = max(1, math.ceil(q / 100 * len(self.latencies_ms)))
-        return self.latencies_ms[rank - 1]
+        """Percentile `q` of the successful latencies, in ms."""
+        return percentile(self.latencies_ms, q)
 
     @property
     def max_ms(self) -> float | None:
@@ -162,14 +167,6 @@ class Result:
             "histogram_edges_ms": list(HISTOGRAM_EDGES_MS),
             "histogram": self.histogram(),
         }
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def attack_env() -> dict[str, str]:
