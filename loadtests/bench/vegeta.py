@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REQUEST_TIMEOUT_S = 5
 # What vegeta records, once, when a `-lazy` attack reaches the end of its targets.
@@ -115,20 +116,14 @@ class Result:
         return self.requests - self.ok
 
     @property
-    def throughput(self) -> float:
-        """Successful answers per second over the attack's wall time."""
-        return self.ok / self.wall_s if self.wall_s > 0 else 0.0
-
-    @property
-    def median_per_second(self) -> float:
-        """Median of the successful answers counted in each whole second (the first and the
-        last, partial, seconds dropped): robust to a neighbour's burst on a shared box."""
+    def served(self) -> float:
+        """Successful answers per second: of the attack's duration (open loop), or the median
+        of the whole seconds (closed loop, the first and last, partial, dropped): robust to a
+        neighbour's burst on a shared box."""
+        if self.attack.rate is not None:
+            return self.ok / self.attack.duration_s if self.attack.duration_s else 0.0
         seconds = self.per_second_ok[1:-1] or self.per_second_ok
         return float(statistics.median(seconds)) if seconds else 0.0
-
-    @property
-    def offered(self) -> float:
-        return self.requests / self.attack.duration_s if self.attack.duration_s else 0.0
 
     def percentile(self, q: float) -> float | None:
         """Percentile `q` of the successful latencies, in ms."""
@@ -138,10 +133,6 @@ class Result:
     def max_ms(self) -> float | None:
         return self.latencies_ms[-1] if self.latencies_ms else None
 
-    @property
-    def mean_ms(self) -> float | None:
-        return sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else None
-
     def histogram(self, edges: Sequence[float] = HISTOGRAM_EDGES_MS) -> list[int]:
         """Counts per latency bucket: (0, e0], (e0, e1], ..., (e_last, inf)."""
         counts = [0] * (len(edges) + 1)
@@ -149,22 +140,20 @@ class Result:
             counts[bisect.bisect_left(edges, latency)] += 1
         return counts
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         return {
             "attack": self.attack.describe(),
+            "rate": self.attack.rate,
+            "duration_s": self.attack.duration_s,
             "requests": self.requests,
             "ok": self.ok,
+            "failed": self.failed,
             "statuses": self.statuses,
             "errors": self.errors,
             "wall_s": round(self.wall_s, 3),
-            "throughput": round(self.throughput, 1),
-            "median_per_second": self.median_per_second,
-            "p50_ms": self.percentile(50),
-            "p95_ms": self.percentile(95),
-            "p99_ms": self.percentile(99),
-            "p999_ms": self.percentile(99.9),
+            "served": self.served,
+            **{f"p{q:g}_ms": self.percentile(q) for q in (50, 95, 99, 99.9)},
             "max_ms": self.max_ms,
-            "histogram_edges_ms": list(HISTOGRAM_EDGES_MS),
             "histogram": self.histogram(),
         }
 
