@@ -1,15 +1,8 @@
 """A sampling profile of the server under load (py-spy), reduced to a request's top costs.
 
-py-spy samples the server's threads from outside (`--nonblocking`: the process is never
-paused) and writes collapsed stacks (`--format raw`: `frame;frame;... count`). Here they
-become:
-
-- `self`: samples whose innermost Python frame is the function (where CPU is spent);
-- `inclusive`: samples with the function anywhere on the stack (what it costs with callees);
-- `areas`: self samples grouped by what the code is (the framework, our ranking, the drivers).
-
-Samples taken while the event loop waits in `select`/`epoll` (idle) are not recorded
-(py-spy's default without `--idle`): the shares are shares of busy time.
+py-spy samples the server's busy threads from outside (`--nonblocking`, collapsed stacks);
+`analyse` counts per function the samples where it is the innermost frame (`self`) and where it
+is anywhere on the stack (`inclusive`), and the self samples by area of code.
 """
 
 from __future__ import annotations

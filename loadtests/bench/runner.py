@@ -258,13 +258,8 @@ class Bench:
         py_spy: Path,
         verbose: bool = True,
     ) -> None:
-        self.run = run
-        self.durations = durations
-        self.env = env
-        self.dataset = dataset
-        self.vegeta = vegeta_bin
-        self.py_spy = py_spy
-        self.verbose = verbose
+        self.run, self.durations, self.env, self.dataset = run, durations, env, dataset
+        self.vegeta, self.py_spy, self.verbose = vegeta_bin, py_spy, verbose
         self.now_ms = int(time.time() * 1000)
         self._servers = 0
         self._streams: dict[Path, workload.TargetStream] = {}
@@ -379,9 +374,7 @@ class Bench:
         points: list[Measurement] = []
 
         def step(rate: float) -> Measurement:
-            attack = vegeta.Attack.constant(
-                targets, rate, d.ramp_step_s, max_workers=plan.OPEN_LOOP_MAX_WORKERS
-            )
+            attack = _open_loop(targets, rate, d.ramp_step_s)
             label = f"{rate:.0f} req/s"
             points.append(self.measure(server, variant, endpoint, attack, "ramp", label))
             return points[-1]
@@ -452,12 +445,7 @@ class Bench:
             if rate < 1:
                 continue
             label = f"{fraction:.0%}"
-            attack = vegeta.Attack.constant(
-                targets,
-                rate,
-                fixed_s or self.durations.fixed_s,
-                max_workers=plan.OPEN_LOOP_MAX_WORKERS,
-            )
+            attack = _open_loop(targets, rate, fixed_s or self.durations.fixed_s)
             run = self.measure(server, variant, endpoint, attack, "fixed", label)
             if _disturbed(run):
                 self._retry(
@@ -495,9 +483,7 @@ class Bench:
         duration = self.durations.profile_s
         self.say(f"profile: py-spy on the feed at {rate:.0f} req/s for {duration:g} s")
         stream = self._stream(targets)
-        attack = vegeta.Attack.constant(
-            stream.next_file(), rate, duration + 2, max_workers=plan.OPEN_LOOP_MAX_WORKERS
-        )
+        attack = _open_loop(stream.next_file(), rate, duration + 2)
         # Its results are not read: the stream moves on by what the attack was due to send.
         stream.advance(round(rate * (duration + 2)))
         raw = self.run.work_dir / "vegeta" / "profile.bin"
@@ -546,9 +532,7 @@ class Bench:
                 duration = max(base, min(ablation.max_fixed_factor * base, wanted))
                 for variant, server, targets in servers:
                     self.warm_up(server, variant, targets[endpoint], "warm-up again")
-                    attack = vegeta.Attack.constant(
-                        targets[endpoint], common, duration, max_workers=plan.OPEN_LOOP_MAX_WORKERS
-                    )
+                    attack = _open_loop(targets[endpoint], common, duration)
                     by_variant[variant.name].fixed["common"] = self.measure(
                         server, variant, endpoint, attack, "fixed", f"{common:.0f} req/s"
                     )
@@ -582,6 +566,10 @@ class Bench:
 
 
 # --- the knee ----------------------------------------------------------------------------------
+
+
+def _open_loop(targets: Path, rate: float, seconds: float) -> vegeta.Attack:
+    return vegeta.Attack.constant(targets, rate, seconds, max_workers=plan.OPEN_LOOP_MAX_WORKERS)
 
 
 def _rate(m: Measurement) -> float:

@@ -4,18 +4,11 @@
         [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
         [--no-instrumentation] [--gc-log FILE [--gc-garbage]]
 
-Settings come from the environment exactly as for `python -m app` (`RECS_*`). This module
-changes nothing in app/: before the product's own `main()` runs (same settings, logging,
-app factory, middleware, uvicorn configuration), it
-
-- wraps `create_app` to add `GET /bench/floor`: a pre-serialized page (20 items, the size of
-  a feed answer) sent through the same middleware, routing and response class as every
-  endpoint. It is the framework floor: all the cost of a request except the recommender;
-- installs the naive pieces asked for (see `pieces`): module attributes the product reads at
-  start-up (`app.main._remote_sources`, `app.main.Metrics`, `app.main.FastAPI`,
-  `app.api.routes.page_response`
-  and `RecommendationPage`, `app.sources.catalog.build_http_client`) are replaced in this
-  process only.
+Settings come from `RECS_*` as for `python -m app`, whose own `main()` runs (same app factory,
+middleware and uvicorn configuration). Before it, `install` adds `GET /bench/floor` (a
+pre-serialized 20-item page through the same middleware and response class: the framework
+floor) and swaps in the naive pieces asked for (`pieces`), replacing module attributes the
+product reads at start-up, in this process only.
 """
 
 from __future__ import annotations

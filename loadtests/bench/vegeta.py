@@ -1,17 +1,13 @@
-"""vegeta attacks and their results: latencies, statuses, throughput per second.
+"""vegeta attacks and their results: latencies, statuses, served rate.
 
-Three kinds of attack:
+- `closed(workers)`: W requests in flight at all times, as fast as the server answers;
+- `each_once(workers)`: the same with `-lazy`, stopping at the end of the file (the warm-up);
+- `constant(rate)`: open loop, requests leave on schedule whatever the answers and vegeta adds
+  workers when all are busy, so a stall shows in every request due during it (no coordinated
+  omission).
 
-- `closed(workers)`: `-rate=0 -workers=W -max-workers=W`: W requests in flight at all times,
-  as fast as the server answers (used for saturation);
-- `each_once(workers)`: the same, with `-lazy`: vegeta reads the targets as it goes and stops
-  at the end of the file, so every request in it is sent once (used to warm up);
-- `constant(rate)`: `-rate=R/1s`, open loop: requests leave on schedule whatever the answers,
-  and vegeta adds workers when all are busy (no `-max-workers`), so a stall shows up in every
-  request due during it instead of delaying the schedule (no coordinated omission).
-
-Results are read from vegeta's own CSV encoding (`vegeta encode --to csv`); percentiles are
-computed here from every latency (`percentile`), not from vegeta's report.
+Results are read from vegeta's CSV encoding; percentiles are computed here from every latency
+(`percentile`), not taken from vegeta's report.
 """
 
 from __future__ import annotations
