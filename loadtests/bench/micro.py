@@ -160,8 +160,11 @@ def scylla(settings: Settings, loop: asyncio.AbstractEventLoop) -> Iterator[dict
     def in_pool(read: Callable[[list[str]], dict[str, ScoredList]]) -> Read:
         return lambda ids: loop.run_in_executor(pool, read, ids)
 
+    def chunked(store: ScyllaStore) -> Read:
+        return lambda ids: store.neighbours(version, ids)
+
     yield {
-        **{f"in-{c}": (lambda ids, c=c: stores[c].neighbours(version, ids)) for c in stores},
+        **{f"in-{chunk}": chunked(store) for chunk, store in stores.items()},
         "single-async": in_pool(single_async),
         "single-concurrent": in_pool(single_concurrent),
     }
@@ -291,15 +294,15 @@ def test_serialization(benchmark: Any, rounds: int, items: int, way: str) -> Non
     from loadtests.bench.server import floor_page
 
     adapter = TypeAdapter(PageModel)
-    serialize = {
+    ways: dict[str, Callable[[Any], bytes]] = {
         "product": page_bytes,  # hand-built dicts, orjson
         "orjson": orjson.dumps,  # on the slotted dataclasses
         "pydantic": lambda p: adapter.dump_json(adapter.validate_python(p)),  # this FastAPI
         "pydantic-jsonable": lambda p: json.dumps(  # older FastAPI
             jsonable_encoder(adapter.validate_python(p))
         ).encode(),
-    }[way]
-    page = floor_page(items)
+    }
+    serialize, page = ways[way], floor_page(items)
     serialize(page)
     benchmark.pedantic(serialize, args=(page,), rounds=5, iterations=rounds)
 
@@ -316,7 +319,7 @@ def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
         per_round, cpu, found = extra.get("per_round", 1), extra.get("cpu_s"), extra.get("found")
         rows.append(
             {
-                "case": ", ".join(f"{k} {v}" for k, v in case["params"].items()),
+                "case": ", ".join(f"{k} {v}" for k, v in (case["params"] or {}).items()),
                 "rounds": stats["rounds"],
                 "per_round": per_round,
                 "min_s": stats["min"],

@@ -119,8 +119,8 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         judge(name_f, None, "")
     else:
         share = div(similar["saturation"], floor["saturation"])
-        knee = similar["ramp"][similar["knee_step"]] if similar["knee_step"] is not None else None
-        hit = ((knee or {}).get("metrics") or {}).get("cache_hit_ratio", {}).get("neighbours")
+        at_knee = similar["ramp"][similar["knee_step"]]
+        hit = at_knee["metrics"]["cache_hit_ratio"].get("neighbours")
         judge(
             name_f,
             share is not None and share >= 0.5,
