@@ -53,14 +53,12 @@ class Profile:
     raw_path: str
     app_inclusive: list[tuple[str, int]] = field(default_factory=list)  # app/ functions only
 
-    def share(self, count: int) -> float:
-        return count / self.samples if self.samples else 0.0
-
 
 def record(
     py_spy: Path, pid: int, duration_s: float, out: Path, rate: int = 250
 ) -> tuple[str, Path]:
-    """Run py-spy against `pid`; returns the command line (for the report) and the output."""
+    """Run py-spy against `pid`; returns the command line for the report (without this
+    machine's paths: the output is named in the run's work dir) and the output."""
     argv = [
         str(py_spy),
         "record",
@@ -79,7 +77,7 @@ def record(
     run = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     if run.returncode != 0 or not out.is_file():
         raise RuntimeError(f"py-spy failed ({run.returncode}): {run.stderr[-2000:]}")
-    return " ".join([*argv[:1], "record", "--pid", "<server pid>", *argv[4:]]), out
+    return " ".join(["py-spy", "record", "--pid", "<server pid>", *argv[4:-1], out.name]), out
 
 
 def _name(frame: str) -> tuple[str, str]:
