@@ -12,15 +12,15 @@ def case(params: dict[str, object], data: list[float], **extra: object) -> dict[
 
 
 def test_a_round_of_calls_in_flight_is_reported_per_call() -> None:
-    data = [0.001 * n for n in range(1, 201)]  # 1 to 200 ms a round
+    data = [0.001 * n for n in range(1, 151)]  # 1 to 150 ms a round
     (row,) = summarize(
         {"benchmarks": [case({"in_flight": 16}, data, per_round=16, cpu_s=[0.016] * 5, found=[32])]}
     )
     assert row["case"] == "in_flight 16"
-    assert row["p99_s"] == data[197]  # nearest rank: the 198th of 200
+    assert row["p99_s"] == data[148]  # nearest rank: the 149th of 150 (148.5 rounded up)
     assert row["cpu_s"] == 0.001  # 16 ms of CPU a round of 16 calls
     assert row["found"] == 2.0
-    assert round(row["calls_per_s"]) == round(16 / (sum(data) / 200))
+    assert round(row["calls_per_s"]) == round(16 / (sum(data) / 150))
 
 
 def test_a_case_without_extra_info_has_no_cpu_or_rows() -> None:
