@@ -14,8 +14,11 @@ Modules, in the order a run uses them:
 - `vegeta`       attacks and their results
 - `prom`         /metrics before and after a run
 - `processes`    the servers as child processes; CPU time from /proc
-- `micro`        Scylla read strategies, catalog transports (outside the server)
+- `micro`        micro-benchmarks outside the server (pytest-benchmark)
 - `profile`      py-spy under load, reduced to top costs
 - `machine`      the machine and the code measured
-- `report`       docs/benchmark.md
+- `report`       docs/benchmark.md from results.json (template: report.md.j2)
+
+Diagnostics run by hand: `stages` (a feed request's stages in-process), `gclog` (a GC log
+for the bench server).
 """

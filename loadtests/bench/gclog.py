@@ -1,22 +1,13 @@
 """A per-collection GC log for a bench server, to see what a pause is made of.
 
-    python -m loadtests.bench.server --gc-log gc.jsonl   # one JSON line per collection
+    python -m loadtests.bench.server --gc-log gc.jsonl [--gc-garbage]
     python -m loadtests.bench.gclog gc.jsonl [--since EPOCH_S] [--until EPOCH_S]
 
-Each line: when (`t`, epoch seconds), the generation, the wall and the CPU time of the
-collection in ms (equal CPU and wall time: the collector worked; wall time far above CPU time:
-the process was descheduled), the objects in the young generation when it started, the
-allocation counts, and how many objects it found to be garbage. The product's
-`recs_gc_pause_seconds` gives the pauses; this log says why they last what they last.
-
-Counting the young generation walks it (`gc.get_objects(0)`), outside the timed part: a
-diagnostic for the bench server, not for production.
-
-With `garbage_types` (the server's `--gc-garbage`), each line also counts the garbage the
-collection found by type (`module.Class`, the most common 25): the collector keeps it in
-`gc.garbage` (`gc.DEBUG_SAVEALL`) until the line is written, then lets it go, so the pauses
-logged this way include freeing it late (a diagnostic of where cyclic garbage comes from,
-not a measurement of pauses).
+A line per collection: when (`t`), the generation, wall and CPU ms (wall far above CPU: the
+process was descheduled), the young generation's size when it started (counted outside the
+timed part), the allocation counts and the garbage found. With `garbage_types` the garbage is
+also counted by type, kept in `gc.garbage` (`DEBUG_SAVEALL`) until then: a diagnostic of where
+cyclic garbage comes from, whose pauses include freeing it late.
 """
 
 from __future__ import annotations

@@ -1,421 +1,352 @@
-"""Micro-benchmarks of two decisions of the hot path, outside the server.
+"""Micro-benchmarks of hot-path decisions, outside the server, on pytest-benchmark.
 
-    python -m loadtests.bench.micro scylla  --reps N --out FILE.json
-    python -m loadtests.bench.micro catalog --calls N --out FILE.json
-    python -m loadtests.bench.micro dynamodb --calls N --out FILE.json
-    python -m loadtests.bench.micro serialization --calls N --out FILE.json
+    python -m loadtests.bench.micro scylla|dynamodb|catalog|serialization [--calls N]
+        [--users N] [--items N] --out FILE.json
 
-(settings from RECS_* like the service; the runner passes the stack's.)
+is `pytest loadtests/bench/micro.py -k test_WHAT --benchmark-min-rounds N --benchmark-json
+FILE.json`, with the service's RECS_* settings (the bench passes the stack's):
 
-`scylla`: neighbour lists for 10, 50, 100 and 200 keys read in ONE thread-pool hop (as a
-request's cache misses are), four ways:
+- `scylla`: neighbour lists of N uniformly drawn items (misses are the long tail) in one
+  thread-pool hop: `in-100` is the product (`ScyllaStore.neighbours`, IN queries of 100 keys
+  all in flight), `in-50` and `in-20` smaller chunks, `single-async` one prepared query per key
+  (`execute_async`), `single-concurrent` the driver's `execute_concurrent_with_args`;
+- `dynamodb`: the feed's query (`DynamoInteractions.recent`) for Zipf-drawn users through the
+  product's client, stock aioboto3, boto3 in threads and the signed-JSON experiment (`pieces`);
+- `catalog`: `HttpCatalog.items`, 100 ids a call (a request's misses) and 1 (the transport
+  alone), on httpx's aiohttp transport (the product) and on its default one;
+- `serialization`: a page to JSON bytes, the product's way and three others: the best of 5
+  rounds of N calls.
 
-- `in-100` the product: `ScyllaStore.neighbours`, IN queries of at most 100 keys
-  (RECS_SCYLLA_IN_CHUNK), every chunk in flight at once;
-- `in-50`, `in-20`: the same code with 50 or 20 keys per IN query (more, smaller queries in
-  parallel);
-- `single-async`: one prepared single-key statement per key, all sent with `execute_async`
-  inside the hop, then awaited (token-aware per key on ScyllaDB);
-- `single-concurrent`: the driver's `execute_concurrent_with_args` (at most 100 in flight).
-
-Wall time is measured on the event loop from the hop's submission to its result; CPU is the
-process's (`time.process_time`: the pool thread, the driver's reactor and the loop). The
-strategies are interleaved in a random order per repetition, over uniformly drawn item ids
-(cache misses are the long tail, not the hot head).
-
-`dynamodb`: the feed's query of a user's recent interactions (`DynamoInteractions.recent`,
-ConsistentRead, Limit 50) through the product's aioboto3 client (`dynamo.connect`), aioboto3 as
-it comes (botocore's own response parser and User-Agent), boto3 in the default executor, and
-an experiment (`pieces.SignedJsonDynamoDB`: signed plain HTTP, orjson): latency and process
-CPU per call, one at a time (the clients interleaved) and 16 at a time.
-
-`serialization`: one response page (20 and 12 items) to JSON bytes: the product's hand-built
-dicts with orjson, orjson on the dataclasses, and Pydantic response models as FastAPI uses
-them (validate, then pydantic-core's dump_json; and the older jsonable_encoder + json.dumps
-path): the best of 5 repeats, µs per page.
-
-`catalog`: the catalog client (`HttpCatalog`, 100 ids a call) on httpx's aiohttp transport
-(the product) and on httpx's default transport: latency and process CPU per call, one call at
-a time and 16 at a time.
+The clients are measured one call at a time and 16 in flight; each round also records the
+process's CPU time (`extra_info`). `summarize` makes pytest-benchmark's JSON the report's rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
+import dataclasses
+import os
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.config import Settings
+from loadtests.bench.vegeta import percentile
 
-SIZES = (10, 50, 100, 200)
-STRATEGIES = ("in-100", "in-50", "in-20", "single-async", "single-concurrent")
-
-
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
-    return {
-        "n": len(ordered),
-        "median": statistics.median(ordered),
-        "p99": p99,
-        "mean": statistics.fmean(ordered),
-    }
+Read = Callable[[Any], Awaitable[Any]]
+IN_FLIGHT = (1, 16)
 
 
-# --- scylla -----------------------------------------------------------------------------------
+def _users() -> int:
+    return int(os.environ.get("BENCH_USERS", "10000"))
 
 
-async def scylla(settings: Settings, reps: int, items: int, seed: int = 7) -> dict[str, Any]:
+def _items() -> int:
+    return int(os.environ.get("BENCH_ITEMS", "50000"))
+
+
+def _item_ids(rng: random.Random, count: int) -> list[str]:
+    return [f"item-{rng.randint(1, _items())}" for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def rounds(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("benchmark_min_rounds"))
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def clients(loop: asyncio.AbstractEventLoop) -> Iterator[contextlib.AsyncExitStack]:
+    """Where a module's async clients are entered, to be closed at its end."""
+    stack = contextlib.AsyncExitStack()
+    yield stack
+    loop.run_until_complete(stack.aclose())
+
+
+def _measure(
+    benchmark: Any,
+    loop: asyncio.AbstractEventLoop,
+    read: Read,
+    draw: Callable[[random.Random], Any],
+    rounds: int,
+    in_flight: int = 1,
+) -> None:
+    """`read` on the event loop, `rounds` calls in rounds of `in_flight` at once (after a tenth
+    of them as a warm-up); the process's CPU time and the rows found kept per round."""
+    rng = random.Random(7)
+    batches = [[draw(rng) for _ in range(in_flight)] for _ in range(max(1, rounds // in_flight))]
+    cpu_s: list[float] = []
+    found: list[int] = []
+
+    async def batch(args: list[Any]) -> list[Any]:
+        if len(args) == 1:
+            return [await read(args[0])]
+        return await asyncio.gather(*(read(arg) for arg in args))
+
+    def call(args: list[Any]) -> None:
+        before = time.process_time()
+        results = loop.run_until_complete(batch(args))
+        cpu_s.append(time.process_time() - before)
+        found.append(sum(map(len, results)))
+
+    for args in batches[: max(3, len(batches) // 10)]:
+        call(args)
+    cpu_s.clear()
+    found.clear()
+    queue = iter(batches)
+    benchmark.pedantic(call, setup=lambda: ((next(queue),), {}), rounds=len(batches))
+    benchmark.extra_info.update(per_round=in_flight, cpu_s=cpu_s, found=found)
+
+
+# --- scylla ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scylla(settings: Settings, loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Read]]:
     from cassandra.concurrent import execute_concurrent_with_args
 
     from app.ranking.types import ScoredList
     from app.sources.scylla import ScyllaStore, connect
 
-    cluster, session = await asyncio.to_thread(connect, settings)
-    executor = ThreadPoolExecutor(settings.scylla_executor_threads, thread_name_prefix="cql")
+    cluster, session = connect(settings)
+    pool = ThreadPoolExecutor(settings.scylla_executor_threads, thread_name_prefix="cql")
     timeout_s = 2.0  # generous: measure the strategy, not the timeout
-    try:
-        stores = {
-            chunk: await asyncio.to_thread(
-                ScyllaStore,
-                session,
-                executor,
-                keyspace=settings.scylla_keyspace,
-                timeout_s=timeout_s,
-                in_chunk=chunk,
-            )
-            for chunk in (100, 50, 20)
+    keyspace = settings.scylla_keyspace
+    stores = {
+        c: ScyllaStore(session, pool, keyspace=keyspace, timeout_s=timeout_s, in_chunk=c)
+        for c in (100, 50, 20)
+    }
+    version = loop.run_until_complete(stores[100].active_versions())["neighbours"]
+    single = session.prepare(
+        f"SELECT item_id, neighbour_ids, scores FROM {keyspace}.neighbours "
+        "WHERE model_version = ? AND item_id = ?"
+    )
+
+    def lists(results: Any) -> dict[str, ScoredList]:
+        return {
+            i: ScoredList(tuple(n or ()), tuple(s or ())) for rows in results for i, n, s in rows
         }
-        version = (await stores[100].active_versions())["neighbours"]
-        single = await asyncio.to_thread(
-            session.prepare,
-            f"SELECT item_id, neighbour_ids, scores FROM {settings.scylla_keyspace}.neighbours "
-            "WHERE model_version = ? AND item_id = ?",
-        )
-        loop = asyncio.get_running_loop()
 
-        def rows_to_lists(rows: Any, found: dict[str, ScoredList]) -> None:
-            for item_id, ids, scores in rows:
-                found[item_id] = ScoredList(tuple(ids or ()), tuple(scores or ()))
+    def single_async(ids: list[str]) -> dict[str, ScoredList]:
+        futures = [session.execute_async(single, (version, i), timeout=timeout_s) for i in ids]
+        return lists(future.result() for future in futures)
 
-        def single_async(ids: list[str]) -> dict[str, ScoredList]:
-            futures = [
-                session.execute_async(single, (version, item_id), timeout=timeout_s)
-                for item_id in ids
-            ]
-            found: dict[str, ScoredList] = {}
-            for future in futures:
-                rows_to_lists(future.result(), found)
-            return found
+    def single_concurrent(ids: list[str]) -> dict[str, ScoredList]:
+        args = [(version, i) for i in ids]
+        done = execute_concurrent_with_args(session, single, args, concurrency=min(100, len(ids)))
+        return lists(rows for _, rows in done)
 
-        def single_concurrent(ids: list[str]) -> dict[str, ScoredList]:
-            results = execute_concurrent_with_args(
-                session,
-                single,
-                [(version, item_id) for item_id in ids],
-                concurrency=min(100, len(ids)),
-                raise_on_first_error=True,
-            )
-            found: dict[str, ScoredList] = {}
-            for _, rows in results:
-                rows_to_lists(rows, found)
-            return found
+    def in_pool(read: Callable[[list[str]], dict[str, ScoredList]]) -> Read:
+        return lambda ids: loop.run_in_executor(pool, read, ids)
 
-        readers: dict[str, Callable[[list[str]], Awaitable[dict[str, ScoredList]]]] = {
-            "in-100": lambda ids: stores[100].neighbours(version, ids),
-            "in-50": lambda ids: stores[50].neighbours(version, ids),
-            "in-20": lambda ids: stores[20].neighbours(version, ids),
-            "single-async": lambda ids: loop.run_in_executor(executor, single_async, ids),
-            "single-concurrent": lambda ids: loop.run_in_executor(executor, single_concurrent, ids),
-        }
-        rng = random.Random(seed)
-        wall: dict[tuple[str, int], list[float]] = {}
-        cpu: dict[tuple[str, int], list[float]] = {}
-        found_counts: dict[tuple[str, int], list[int]] = {}
-        warmup = max(3, reps // 10)
-        for size in SIZES:
-            for rep in range(warmup + reps):
-                ids = [f"item-{rng.randint(1, items)}" for _ in range(size)]
-                order = list(STRATEGIES)
-                rng.shuffle(order)
-                for strategy in order:
-                    cpu_before = time.process_time()
-                    started = time.perf_counter()
-                    found = await readers[strategy](ids)
-                    elapsed = time.perf_counter() - started
-                    cpu_used = time.process_time() - cpu_before
-                    if rep >= warmup:
-                        wall.setdefault((strategy, size), []).append(elapsed * 1000)
-                        cpu.setdefault((strategy, size), []).append(cpu_used * 1000)
-                        found_counts.setdefault((strategy, size), []).append(len(found))
-        rows = []
-        for size in SIZES:
-            for strategy in STRATEGIES:
-                key = (strategy, size)
-                rows.append(
-                    {
-                        "strategy": strategy,
-                        "keys": size,
-                        "wall_ms": _stats(wall[key]),
-                        "cpu_ms": _stats(cpu[key]),
-                        "found_mean": statistics.fmean(found_counts[key]),
-                    }
-                )
-        return {"version": version, "reps": reps, "rows": rows}
-    finally:
-        executor.shutdown(wait=False)
-        await asyncio.to_thread(cluster.shutdown)
+    def chunked(store: ScyllaStore) -> Read:
+        return lambda ids: store.neighbours(version, ids)
+
+    yield {
+        **{f"in-{chunk}": chunked(store) for chunk, store in stores.items()},
+        "single-async": in_pool(single_async),
+        "single-concurrent": in_pool(single_concurrent),
+    }
+    pool.shutdown(wait=False)
+    cluster.shutdown()
 
 
-# --- catalog ----------------------------------------------------------------------------------
+STRATEGIES = ("in-100", "in-50", "in-20", "single-async", "single-concurrent")
 
 
-async def catalog(settings: Settings, calls: int, items: int) -> dict[str, Any]:
-    """Both transports with 100 ids a call (a request's misses) and with 1 (the transport
-    alone, almost nothing to parse)."""
-    out: dict[str, Any] = {"calls": calls, "by_ids": {}}
-    for ids_per_call in (100, 1):
-        out["by_ids"][str(ids_per_call)] = await _catalog(settings, calls, items, ids_per_call)
-    return out
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("keys", [10, 50, 100, 200])
+def test_scylla(
+    benchmark: Any, loop: Any, scylla: dict[str, Read], rounds: int, keys: int, strategy: str
+) -> None:
+    _measure(benchmark, loop, scylla[strategy], lambda rng: _item_ids(rng, keys), rounds)
 
 
-async def _catalog(settings: Settings, calls: int, items: int, ids_per_call: int) -> dict[str, Any]:
-    from app.sources.catalog import HttpCatalog, build_http_client
-    from loadtests.bench.pieces import build_default_http_client
-
-    builders = {"aiohttp": build_http_client, "httpx-default": build_default_http_client}
-    rng = random.Random(11)
-    batches = [[f"item-{rng.randint(1, items)}" for _ in range(ids_per_call)] for _ in range(calls)]
-    out: dict[str, Any] = {"ids_per_call": ids_per_call, "calls": calls, "transports": {}}
-    for name, build in builders.items():
-        async with build(
-            settings.catalog_url,
-            timeout_s=5.0,
-            max_connections=settings.catalog_max_connections,
-        ) as client:
-            reader = HttpCatalog(client)
-            for batch in batches[: max(10, calls // 10)]:  # connect and warm up
-                await reader.items(batch)
-            wall: list[float] = []
-            cpu: list[float] = []
-            for batch in batches:
-                cpu_before = time.process_time()
-                started = time.perf_counter()
-                await reader.items(batch)
-                wall.append((time.perf_counter() - started) * 1000)
-                cpu.append((time.process_time() - cpu_before) * 1000)
-            # 16 calls in flight: CPU per call when the pool is busy.
-            cpu_before = time.process_time()
-            started = time.perf_counter()
-            await asyncio.gather(*(_drain(reader, batches[i::16]) for i in range(16)))
-            concurrent_wall = time.perf_counter() - started
-            concurrent_cpu = time.process_time() - cpu_before
-        out["transports"][name] = {
-            "sequential_wall_ms": _stats(wall),
-            "sequential_cpu_ms": _stats(cpu),
-            "concurrent16_cpu_ms_per_call": concurrent_cpu / calls * 1000,
-            "concurrent16_calls_per_s": calls / concurrent_wall,
-        }
-    return out
+# --- dynamodb ----------------------------------------------------------------------------------
 
 
-# --- serialization ----------------------------------------------------------------------------
-
-
-def serialization(loops: int) -> dict[str, Any]:
-    """One response page (20 and 12 items) to JSON bytes, four ways, in µs per page."""
-    import json
-    import timeit
-
-    import orjson
-    from fastapi.encoders import jsonable_encoder
-    from pydantic import TypeAdapter
-
-    from app.api.serialization import page_bytes
-    from app.results import RecommendationPage, RecommendedItem
-    from loadtests.bench.pieces import PageModel
-
-    adapter = TypeAdapter(PageModel)
-    out: dict[str, Any] = {"loops": loops, "pages": {}}
-    for size in (20, 12):
-        page = RecommendationPage(
-            [
-                RecommendedItem(
-                    f"item-{4000 + i}",
-                    0.0123456789 / (i + 1),
-                    "personalized",
-                    f"Refurbished Gemma brooch {i}",
-                    "jewelry",
-                    86.0 + i,
-                    "paris",
-                    f"seller-{2300 + i}",
-                )
-                for i in range(size)
-            ],
-            "neighbours=nb-ee5c7ce5f6f8,popular=pop-57fd9b59d6b8",
-            [],
-            "AbCaXEL6MVs6o_Wk1atL-QARG6sQ",
-        )
-        ways = {
-            "product: hand-built dicts + orjson (page_bytes)": lambda p=page: page_bytes(p),
-            "orjson on the slotted dataclasses": lambda p=page: orjson.dumps(p),
-            "Pydantic response model: validate + dump_json (this FastAPI)": lambda p=page: (
-                adapter.dump_json(adapter.validate_python(p))
-            ),
-            "Pydantic model + jsonable_encoder + json.dumps (older FastAPI)": lambda p=page: (
-                json.dumps(jsonable_encoder(adapter.validate_python(p))).encode()
-            ),
-        }
-        results = {}
-        for name, way in ways.items():
-            way()
-            best = min(timeit.repeat(way, number=loops, repeat=5)) / loops
-            results[name] = best * 1e6
-        out["pages"][str(size)] = results
-    return out
-
-
-# --- dynamodb ---------------------------------------------------------------------------------
-
-
-async def dynamodb(settings: Settings, calls: int, users: int) -> dict[str, Any]:
-    """The feed's DynamoDB query (`DynamoInteractions.recent`) through the product's aioboto3
-    client, stock aioboto3, boto3 in the loop's default executor and the signed-JSON
-    experiment: latency and process CPU per call, one at a time (the clients interleaved) and
-    16 at a time."""
-    import contextlib
-    import dataclasses
-
+@pytest.fixture(scope="module")
+def dynamodb(settings: Settings, loop: Any, clients: contextlib.AsyncExitStack) -> dict[str, Read]:
     import aioboto3
     import aiohttp
     from aiobotocore.config import AioConfig
 
     from app.sources import dynamo
     from loadtests.bench.pieces import SignedJsonDynamoDB, ThreadedBoto3, boto3_client
-    from loadtests.zipf import ZIPF_S, Zipf
 
     relaxed = dataclasses.replace(settings, dynamodb_timeout_ms=5000)
-    rng = random.Random(5)
-    zipf = Zipf(users, ZIPF_S)
-    user_ids = [f"user-{zipf.rank(rng)}" for _ in range(calls)]
-    limit = settings.history_limit
-    timeout_s = relaxed.dynamodb_timeout_ms / 1000
-    async with contextlib.AsyncExitStack() as stack:
-        product = await stack.enter_async_context(
-            dynamo.connect(
-                relaxed,
-                max_connections=settings.dynamodb_max_connections,
-                timeout_s=timeout_s,
-                max_attempts=1,
-            )
-        )
+    timeout_s, pool = 5.0, settings.dynamodb_max_connections
+    region, endpoint = settings.dynamodb_region, settings.dynamodb_endpoint_url
+
+    async def enter() -> dict[str, Any]:
+        product = dynamo.connect(relaxed, max_connections=pool, timeout_s=timeout_s, max_attempts=1)
         # aioboto3 as it comes: botocore's own parser and User-Agent (what `connect` saves).
-        stock = await stack.enter_async_context(
-            aioboto3.Session().client(
-                "dynamodb",
-                region_name=settings.dynamodb_region,
-                endpoint_url=settings.dynamodb_endpoint_url or None,
-                config=AioConfig(
-                    max_pool_connections=settings.dynamodb_max_connections,
-                    connect_timeout=timeout_s,
-                    read_timeout=timeout_s,
-                    retries={"max_attempts": 1, "mode": "standard"},
-                ),
-            )
+        config = AioConfig(
+            max_pool_connections=pool,
+            connect_timeout=timeout_s,
+            read_timeout=timeout_s,
+            retries={"max_attempts": 1, "mode": "standard"},
         )
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.dynamodb_max_connections)
+        stock = aioboto3.Session().client(
+            "dynamodb", region_name=region, endpoint_url=endpoint or None, config=config
         )
-        stack.push_async_callback(session.close)
-        table = settings.dynamodb_table
-        stores = {
-            "aioboto3 (product: dynamo.connect)": dynamo.DynamoInteractions(product, table=table),
-            "aioboto3, stock parser and User-Agent": dynamo.DynamoInteractions(stock, table=table),
-            "boto3-threads": dynamo.DynamoInteractions(
-                ThreadedBoto3(await asyncio.to_thread(boto3_client, relaxed)), table=table
-            ),
-            "signed-json (experiment)": dynamo.DynamoInteractions(
-                SignedJsonDynamoDB(
-                    session,
-                    endpoint_url=settings.dynamodb_endpoint_url,
-                    region=settings.dynamodb_region,
-                    timeout_s=timeout_s,
-                ),
-                table=table,
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pool))
+        return {
+            "product": await clients.enter_async_context(product),
+            "stock-aioboto3": await clients.enter_async_context(stock),
+            "boto3-threads": ThreadedBoto3(boto3_client(relaxed)),
+            "signed-json": SignedJsonDynamoDB(
+                await clients.enter_async_context(session),
+                endpoint_url=endpoint,
+                region=region,
+                timeout_s=timeout_s,
             ),
         }
-        for store in stores.values():
-            for user_id in user_ids[:20]:
-                await store.recent(user_id, limit)
-        wall: dict[str, list[float]] = {name: [] for name in stores}
-        cpu: dict[str, list[float]] = {name: [] for name in stores}
-        found: dict[str, int] = dict.fromkeys(stores, 0)
-        order = list(stores)
-        for user_id in user_ids:
-            rng.shuffle(order)
-            for name in order:
-                cpu_before = time.process_time()
-                started = time.perf_counter()
-                found[name] += len(await stores[name].recent(user_id, limit))
-                wall[name].append((time.perf_counter() - started) * 1000)
-                cpu[name].append((time.process_time() - cpu_before) * 1000)
-        out: dict[str, Any] = {"calls": calls, "limit": limit, "clients": {}}
-        for name, store in stores.items():
-            cpu_before = time.process_time()
-            started = time.perf_counter()
-            await asyncio.gather(*(_recent_all(store, user_ids[i::16], limit) for i in range(16)))
-            concurrent_wall = time.perf_counter() - started
-            out["clients"][name] = {
-                "sequential_wall_ms": _stats(wall[name]),
-                "sequential_cpu_ms": _stats(cpu[name]),
-                "items_per_call": found[name] / calls,
-                "concurrent16_cpu_ms_per_call": (time.process_time() - cpu_before) / calls * 1000,
-                "concurrent16_calls_per_s": calls / concurrent_wall,
+
+    def reader(client: Any) -> Read:
+        interactions = dynamo.DynamoInteractions(client, table=settings.dynamodb_table)
+        return lambda user_id: interactions.recent(user_id, settings.history_limit)
+
+    return {name: reader(client) for name, client in loop.run_until_complete(enter()).items()}
+
+
+@pytest.mark.parametrize("client", ["product", "stock-aioboto3", "boto3-threads", "signed-json"])
+@pytest.mark.parametrize("in_flight", IN_FLIGHT)
+def test_dynamodb(
+    benchmark: Any, loop: Any, dynamodb: dict[str, Read], rounds: int, in_flight: int, client: str
+) -> None:
+    from loadtests.zipf import ZIPF_S, Zipf
+
+    zipf = Zipf(_users(), ZIPF_S)
+    draw = zipf.rank
+    _measure(benchmark, loop, dynamodb[client], lambda rng: f"user-{draw(rng)}", rounds, in_flight)
+
+
+# --- catalog -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalog(settings: Settings, loop: Any, clients: contextlib.AsyncExitStack) -> dict[str, Read]:
+    from app.sources.catalog import HttpCatalog, build_http_client
+    from loadtests.bench.pieces import build_default_http_client
+
+    readers: dict[str, Read] = {}
+    for name, build in (("aiohttp", build_http_client), ("httpx", build_default_http_client)):
+        client = build(
+            settings.catalog_url, timeout_s=5.0, max_connections=settings.catalog_max_connections
+        )
+        loop.run_until_complete(clients.enter_async_context(client))
+        readers[name] = HttpCatalog(client).items
+    return readers
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("ids", [100, 1])
+@pytest.mark.parametrize("in_flight", IN_FLIGHT)
+def test_catalog(
+    benchmark: Any,
+    loop: Any,
+    catalog: dict[str, Read],
+    rounds: int,
+    in_flight: int,
+    ids: int,
+    transport: str,
+) -> None:
+    read = catalog[transport]
+    _measure(benchmark, loop, read, lambda rng: _item_ids(rng, ids), rounds, in_flight)
+
+
+# --- serialization -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", ["product", "orjson", "pydantic", "pydantic-jsonable"])
+@pytest.mark.parametrize("items", [20, 12])
+def test_serialization(benchmark: Any, rounds: int, items: int, way: str) -> None:
+    import json
+
+    import orjson
+    from fastapi.encoders import jsonable_encoder
+    from pydantic import TypeAdapter
+
+    from app.api.serialization import page_bytes
+    from loadtests.bench.pieces import PageModel
+    from loadtests.bench.server import floor_page
+
+    adapter = TypeAdapter(PageModel)
+    ways: dict[str, Callable[[Any], bytes]] = {
+        "product": page_bytes,  # hand-built dicts, orjson
+        "orjson": orjson.dumps,  # on the slotted dataclasses
+        "pydantic": lambda p: adapter.dump_json(adapter.validate_python(p)),  # this FastAPI
+        "pydantic-jsonable": lambda p: json.dumps(  # older FastAPI
+            jsonable_encoder(adapter.validate_python(p))
+        ).encode(),
+    }
+    serialize, page = ways[way], floor_page(items)
+    serialize(page)
+    benchmark.pedantic(serialize, args=(page,), rounds=5, iterations=rounds)
+
+
+# --- the report's rows -------------------------------------------------------------------------
+
+
+def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row per case of pytest-benchmark's JSON: seconds per round (min, median, p99); CPU
+    seconds and rows found per call, and calls per second."""
+    rows = []
+    for case in results["benchmarks"]:
+        stats, extra = case["stats"], case["extra_info"]
+        per_round, cpu, found = extra.get("per_round", 1), extra.get("cpu_s"), extra.get("found")
+        rows.append(
+            {
+                "case": ", ".join(f"{k} {v}" for k, v in (case["params"] or {}).items()),
+                "rounds": stats["rounds"],
+                "per_round": per_round,
+                "min_s": stats["min"],
+                "median_s": stats["median"],
+                "p99_s": percentile(sorted(stats["data"]), 99),
+                "cpu_s": statistics.median(cpu) / per_round if cpu else None,
+                "calls_per_s": per_round / stats["mean"] if stats["mean"] else None,
+                "found": statistics.fmean(found) / per_round if found else None,
             }
-    return out
+        )
+    return rows
 
 
-async def _recent_all(store: Any, user_ids: list[str], limit: int) -> None:
-    for user_id in user_ids:
-        await store.recent(user_id, limit)
-
-
-async def _drain(reader: Any, batches: list[list[str]]) -> None:
-    for batch in batches:
-        await reader.items(batch)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench.micro")
-    parser.add_argument("what", choices=("scylla", "catalog", "dynamodb", "serialization"))
-    parser.add_argument("--reps", type=int, default=200, help="scylla: hops per size/strategy")
-    parser.add_argument(
-        "--calls", type=int, default=1000, help="catalog, dynamodb: calls per client"
-    )
-    parser.add_argument("--users", type=int, default=10_000, help="ids user-1..user-N")
-    parser.add_argument("--items", type=int, default=50_000, help="ids item-1..item-N")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("what", choices=("scylla", "dynamodb", "catalog", "serialization"))
+    parser.add_argument("--calls", "--reps", type=int, default=200, help="rounds per case")
+    parser.add_argument("--users", type=int, default=_users(), help="ids user-1..user-N")
+    parser.add_argument("--items", type=int, default=_items(), help="ids item-1..item-N")
+    parser.add_argument("--out", type=Path, required=True, help="pytest-benchmark's JSON")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    import uvloop
-
-    if args.what == "scylla":
-        result = uvloop.run(scylla(settings, args.reps, args.items))
-    elif args.what == "catalog":
-        result = uvloop.run(catalog(settings, args.calls, args.items))
-    elif args.what == "dynamodb":
-        result = uvloop.run(dynamodb(settings, args.calls, args.users))
-    else:
-        result = serialization(args.calls)
-    args.out.write_text(json.dumps(result, indent=1))
+    os.environ |= {"BENCH_USERS": str(args.users), "BENCH_ITEMS": str(args.items)}
+    options = ["-q", "-p", "no:cacheprovider", "--import-mode=importlib", "-k", f"test_{args.what}"]
+    return pytest.main(
+        [__file__, *options, f"--benchmark-min-rounds={args.calls}", f"--benchmark-json={args.out}"]
+    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,25 +1,7 @@
-"""The naive pieces the ablations put back into the product, one per published optimization.
-
-Each replaces exactly one piece of the product and nothing else, in the bench server's own
-process (`loadtests.bench.server`); app/ has no switch for any of them:
-
-- `scylla=fanout` (product: one thread-pool hop per request, chunked IN):
-  `FanoutNeighbours`, one blocking single-key query per item, on the event loop;
-- `dynamodb=boto3` (product: aioboto3): `ThreadedBoto3`, boto3 calls sent through
-  `run_in_executor` to the loop's default pool;
-- `dynamodb=signed-json` is the one experiment here, not a naive piece: `SignedJsonDynamoDB`
-  signs plain HTTP requests and parses answers with orjson (what dropping botocore from the
-  hot path would save);
-- `responses=pydantic` (product: slotted dataclasses, hand-built dicts, orjson): Pydantic
-  `BaseModel` response models, which FastAPI validates and serializes;
-- `catalog_http=httpx` (product: httpx on the aiohttp transport): httpx's default transport;
-- `fastapi_telemetry=on` (product: off): FastAPI's native OpenTelemetry hooks, its default;
-- `instrumentation=off` (product: `RequestMiddleware`, dependency timers, loop-lag and GC
-  probes): none of them (the breakers stay).
-
-GC thresholds and the caches are settings (`RECS_GC_THRESHOLDS`, `RECS_GC_FREEZE`,
-`RECS_NEIGHBOUR_CACHE_MB`, `RECS_CATALOG_CACHE_TTL_S`): the variants set those in the
-environment instead (see `variants`).
+"""The naive pieces the ablations put back into the product, one per published optimization
+(and one experiment, `SignedJsonDynamoDB`). Each replaces one piece of the product, in the
+bench server's own process (`server.install`); app/ has no switch for any of them. GC and cache
+settings are `RECS_*` variables instead (`variants`).
 """
 
 from __future__ import annotations

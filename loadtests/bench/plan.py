@@ -1,13 +1,13 @@
 """What a benchmark run measures, and for how long: sections, ablations, durations.
 
 Section names (for `--only`): the product's endpoints `floor`, `feed`, `similar`, `popular`,
-`events`; `profile` (py-spy of the feed at 70 % of its saturation); `micro` (Scylla read
-strategies, catalog transports); and one per ablation below.
+`events`; `profile` (py-spy of the feed at 70 % of its saturation); `micro` (the micro-
+benchmarks); and one per ablation below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Final
 
 from loadtests.bench.variants import (
@@ -23,7 +23,7 @@ from loadtests.bench.variants import (
 PRODUCT_ENDPOINTS: Final = ("floor", "feed", "similar", "popular", "events")
 LOAD_FRACTIONS: Final = (0.5, 0.7)
 
-# Saturation: the knee of an open-loop rate ramp (see runner.Bench.saturate).
+# The knee of an open-loop ramp (`runner.Bench.saturate`).
 PROBE_WORKERS: Final = 4  # the closed-loop probe that estimates where to start
 BASELINE_SHARE: Final = 0.25  # the light step: unloaded median and p95 latencies
 RAMP_START: Final = 0.6  # first ramp step, as a share of the probe's throughput
@@ -31,33 +31,23 @@ RAMP_FACTOR: Final = 1.3  # each step offers this much more
 MIN_SERVED_SHARE: Final = 0.97  # of the offered rate, answered successfully within the step
 MAX_HTTP_FAILURE_SHARE: Final = 0.001
 MAX_DEGRADED_SHARE: Final = 0.01  # dependency failures per answer (each degrades one)
-# The knee: a step is sustained while its median and its p95 stay within this multiple of the
-# light step's, plus a little slack (a 0.6 ms median may become 2 ms without a queue). The
-# p95 catches a queue the median still hides: in the runs of 2026-11-29 the median-only rule
-# accepted steps whose p95 was 15 to 117 ms (docs/performance.md).
+# A step is sustained while its median and p95 stay within this multiple of the light
+# step's plus the slack (a 0.6 ms median may become 2 ms without a queue): the p95 catches a
+# queue the median still hides.
 KNEE_FACTOR: Final = 2.0
 KNEE_SLACK_MS: Final = 2.0
-# Between the last sustained step and the first that was not, steps narrow the gap until the
-# two rates are within this factor (at most `Durations.ramp_refinements` steps): a knee known
-# to 15 % whether the ramp stopped at its first jump (a gap of 2.4x: three steps) or later.
-KNEE_PRECISION: Final = 1.15
-# The product's own runs (not the ablations, which compare side by side) are measured again
-# once when disturbed: more than DISTURBED_SHARE of HTTP failures or degraded answers, or a
-# ramp stopped on those under RETRY_KNEE_SHARE of the closed-loop probe. On this shared box,
-# other engineers' fault tests freeze and restart the stack's servers now and then.
+KNEE_PRECISION: Final = 1.15  # narrow the last sustained and first failed rates to this ratio
+# The product's own runs are measured again once when more than DISTURBED_SHARE of HTTP
+# failures or degraded answers show another job disturbing the shared stack (or its ramp
+# stopped on those under RETRY_KNEE_SHARE of the closed-loop probe).
 DISTURBED_SHARE: Final = 0.05
 RETRY_KNEE_SHARE: Final = 0.5
 RETRY_PAUSE_S: Final = 5.0
-# Open-loop attacks never hold more than this many requests in flight (the service's own
-# bound, RECS_MAX_IN_FLIGHT, is 256): a collapsing server must not drown the box in sockets.
+# Open-loop attacks never hold more requests in flight (RECS_MAX_IN_FLIGHT is 256): a
+# collapsing server must not drown the box in sockets.
 OPEN_LOOP_MAX_WORKERS: Final = 512
-
-# The warm-up sends each distinct request of the endpoint's targets once (vegeta cycles the
-# file from its start, so a timed warm-up filled the caches for its head only, and a later
-# attack that reached further read cold lists and items: the "stalls" of similar items in
-# earlier reports). Two workers: enough to fill the caches, few enough that a variant which
-# blocks its loop (naive) does not time out its calls and open its breakers before it is
-# measured; `Durations.warmup_s` caps it.
+# The warm-up sends each distinct request of the targets once: enough workers to fill the
+# caches, few enough that a variant which blocks its loop does not open its breakers first.
 WARMUP_WORKERS: Final = 2
 
 
@@ -69,9 +59,8 @@ class Durations:
     settle_s: float = 1.0  # pause after a failed step: queues drain, breakers close
     ramp_max_steps: int = 8
     ramp_refinements: int = 3
-    # The fixed-rate runs decide the p99 targets. 10 s at the feed's 181 req/s left the p99
-    # to its 18 slowest answers, and one slow second of the shared box set it: in one 60 s
-    # run at that rate its six 10 s windows had p99s of 7.8 to 13.5 ms (docs/performance.md).
+    # The fixed-rate runs decide the p99 targets: enough answers that one slow second of the
+    # shared box does not set the p99 alone.
     fixed_s: float = 30.0
     ablation_fixed_s: float = 7.0
     profile_s: float = 12.0
@@ -81,21 +70,16 @@ class Durations:
     serialization_loops: int = 2000
 
     def scaled(self, factor: float) -> Durations:
-        return Durations(
-            warmup_s=self.warmup_s * factor,
-            probe_s=self.probe_s * factor,
-            ramp_step_s=self.ramp_step_s * factor,
-            settle_s=self.settle_s,
-            ramp_max_steps=self.ramp_max_steps,
-            ramp_refinements=self.ramp_refinements,
-            fixed_s=self.fixed_s * factor,
-            ablation_fixed_s=self.ablation_fixed_s * factor,
-            profile_s=self.profile_s * factor,
-            scylla_reps=max(5, round(self.scylla_reps * factor)),
-            catalog_calls=max(20, round(self.catalog_calls * factor)),
-            dynamodb_calls=max(20, round(self.dynamodb_calls * factor)),
-            serialization_loops=max(50, round(self.serialization_loops * factor)),
+        """Every duration and count times `factor` (the pause and the step counts kept)."""
+        return replace(
+            self,
+            **{name: getattr(self, name) * factor for name in _SECONDS},
+            **{name: max(5, round(getattr(self, name) * factor)) for name in _COUNTS},
         )
+
+
+_SECONDS = ("warmup_s", "probe_s", "ramp_step_s", "fixed_s", "ablation_fixed_s", "profile_s")
+_COUNTS = ("scylla_reps", "catalog_calls", "dynamodb_calls", "serialization_loops")
 
 
 FULL: Final = Durations()
@@ -128,9 +112,7 @@ class Ablation:
     # that a p99 is not the slowest of a few dozen), but at most max_fixed_factor × the base.
     min_fixed_requests: int = 400
     max_fixed_factor: float = 3.0
-    fixed: bool = True  # latency at 70 % of the smallest saturation among the variants
-    histograms: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    histograms: bool = False  # latency histograms and GC at the common load
 
 
 NB_OFF = PRODUCT.with_env("batched, no neighbour cache", "", NO_NEIGHBOUR_CACHE)

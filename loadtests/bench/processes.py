@@ -122,7 +122,7 @@ class CpuTimes:
     threads_s: float
     box_busy_s: float
     box_total_s: float
-    main_wait_s: float | None = None
+    main_wait_s: float | None  # None where the kernel keeps no scheduler statistics
 
     @classmethod
     def read(cls, pid: int) -> CpuTimes:
@@ -163,8 +163,7 @@ class CpuUse:
     threads_s: float
     box_busy_s: float
     box_total_s: float
-    # None in runs recorded before it was measured (a re-rendered old run.pickle).
-    main_wait_s: float | None = None
+    main_wait_s: float | None
 
     @property
     def server_s(self) -> float:
@@ -174,10 +173,6 @@ class CpuUse:
     def main_share(self) -> float:
         """The event loop thread's CPU over wall time (1.0: a full core)."""
         return self.main_s / self.wall_s if self.wall_s else 0.0
-
-    @property
-    def server_share(self) -> float:
-        return self.server_s / self.wall_s if self.wall_s else 0.0
 
     @property
     def box_busy(self) -> float:
@@ -197,8 +192,7 @@ class CpuUse:
 
 
 def _run_delay_s(pid: int) -> float | None:
-    """The main thread's total wait on a run queue (the second field of schedstat, in ns);
-    None where the kernel does not keep scheduler statistics."""
+    """The main thread's total wait on a run queue (the second field of schedstat, in ns)."""
     try:
         return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):

@@ -1,15 +1,8 @@
 """A sampling profile of the server under load (py-spy), reduced to a request's top costs.
 
-py-spy samples the server's threads from outside (`--nonblocking`: the process is never
-paused) and writes collapsed stacks (`--format raw`: `frame;frame;... count`). Here they
-become:
-
-- `self`: samples whose innermost Python frame is the function (where CPU is spent);
-- `inclusive`: samples with the function anywhere on the stack (what it costs with callees);
-- `areas`: self samples grouped by what the code is (the framework, our ranking, the drivers).
-
-Samples taken while the event loop waits in `select`/`epoll` (idle) are not recorded
-(py-spy's default without `--idle`): the shares are shares of busy time.
+py-spy samples the server's busy threads from outside (`--nonblocking`, collapsed stacks);
+`analyse` counts per function the samples where it is the innermost frame (`self`) and where it
+is anywhere on the stack (`inclusive`), and the self samples by area of code.
 """
 
 from __future__ import annotations
@@ -60,14 +53,12 @@ class Profile:
     raw_path: str
     app_inclusive: list[tuple[str, int]] = field(default_factory=list)  # app/ functions only
 
-    def share(self, count: int) -> float:
-        return count / self.samples if self.samples else 0.0
-
 
 def record(
     py_spy: Path, pid: int, duration_s: float, out: Path, rate: int = 250
 ) -> tuple[str, Path]:
-    """Run py-spy against `pid`; returns the command line (for the report) and the output."""
+    """Run py-spy against `pid`; returns the command line for the report (without this
+    machine's paths: the output is named in the run's work dir) and the output."""
     argv = [
         str(py_spy),
         "record",
@@ -86,7 +77,7 @@ def record(
     run = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     if run.returncode != 0 or not out.is_file():
         raise RuntimeError(f"py-spy failed ({run.returncode}): {run.stderr[-2000:]}")
-    return " ".join([*argv[:1], "record", "--pid", "<server pid>", *argv[4:]]), out
+    return " ".join(["py-spy", "record", "--pid", "<server pid>", *argv[4:-1], out.name]), out
 
 
 def _name(frame: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import math
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -38,8 +39,7 @@ class Snapshot:
     def __sub__(self, before: Snapshot) -> Delta:
         keys = set(self.samples) | set(before.samples)
         return Delta(
-            {key: self.samples.get(key, 0.0) - before.samples.get(key, 0.0) for key in keys},
-            self,
+            {key: self.samples.get(key, 0.0) - before.samples.get(key, 0.0) for key in keys}
         )
 
 
@@ -81,20 +81,21 @@ class HistogramDelta:
                 return edge
         return math.inf
 
-    def per_bucket(self) -> list[tuple[float, float]]:
-        """(upper edge, count in that bucket alone)."""
-        out = []
-        previous = 0.0
-        for edge, cumulative in self.buckets:
-            out.append((edge, cumulative - previous))
-            previous = cumulative
-        return out
+    def summary(self) -> dict[str, float | None]:
+        """Count, sum and mean, p50, p99 and `max_le`, in the histogram's unit."""
+        return {
+            "count": self.count,
+            "sum": self.total,
+            "mean": self.mean,
+            "p50": self.quantile(0.5),
+            "p99": self.quantile(0.99),
+            "max_le": self.max_le,
+        }
 
 
 @dataclass(frozen=True)
 class Delta:
     samples: Mapping[Key, float]
-    after: Snapshot
 
     def value(self, name: str, **labels: str) -> float:
         """Sum of the samples named `name` whose labels include `labels`."""
@@ -116,9 +117,6 @@ class Delta:
             self.value(f"{name}_sum", **labels),
         )
 
-    def gauge_after(self, name: str, **labels: str) -> float:
-        return sum(v for (n, ls), v in self.after.samples.items() if n == name and _has(ls, labels))
-
 
 def _has(labels: Iterable[tuple[str, str]], wanted: Mapping[str, str]) -> bool:
     have = dict(labels)
@@ -136,7 +134,7 @@ class RunMetrics:
     cache_hit_ratio: dict[str, float | None]
     cache_lookups: dict[str, float]  # keys looked up (hits + misses), by cache
     cql_hops: float
-    server_requests: dict[str, HistogramDelta]  # route template
+    server_requests: dict[str, HistogramDelta]  # the service's own latency, by route
 
     @classmethod
     def of(cls, delta: Delta) -> RunMetrics:
@@ -184,5 +182,17 @@ class RunMetrics:
         )
 
     @property
-    def failed_dependency_calls(self) -> float:
+    def failed_calls(self) -> float:
         return sum(self.dependency_failures.values())
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for results.json (and so for the report); histograms in seconds."""
+        return {
+            "loop_lag": self.loop_lag.summary(),
+            "gc": {g: h.summary() for g, h in self.gc.items()},
+            "dependencies": {k: h.summary() for k, h in self.dependencies.items()},
+            "dependency_failures": self.dependency_failures,
+            "cache_hit_ratio": self.cache_hit_ratio,
+            "cache_lookups": self.cache_lookups,
+            "cql_hops": self.cql_hops,
+        }

@@ -4,18 +4,11 @@
         [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
         [--no-instrumentation] [--gc-log FILE [--gc-garbage]]
 
-Settings come from the environment exactly as for `python -m app` (`RECS_*`). This module
-changes nothing in app/: before the product's own `main()` runs (same settings, logging,
-app factory, middleware, uvicorn configuration), it
-
-- wraps `create_app` to add `GET /bench/floor`: a pre-serialized page (20 items, the size of
-  a feed answer) sent through the same middleware, routing and response class as every
-  endpoint. It is the framework floor: all the cost of a request except the recommender;
-- installs the naive pieces asked for (see `pieces`): module attributes the product reads at
-  start-up (`app.main._remote_sources`, `app.main.Metrics`, `app.main.FastAPI`,
-  `app.api.routes.page_response`
-  and `RecommendationPage`, `app.sources.catalog.build_http_client`) are replaced in this
-  process only.
+Settings come from `RECS_*` as for `python -m app`, whose own `main()` runs (same app factory,
+middleware and uvicorn configuration). Before it, `install` adds `GET /bench/floor` (a
+pre-serialized 20-item page through the same middleware and response class: the framework
+floor) and swaps in the naive pieces asked for (`pieces`), replacing module attributes the
+product reads at start-up, in this process only.
 """
 
 from __future__ import annotations
@@ -31,7 +24,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import Response
 
+from app.api.serialization import JSONBytesResponse, page_bytes
 from app.config import Settings
+from app.results import RecommendationPage, RecommendedItem
 from loadtests.bench import gclog
 from loadtests.bench.variants import Pieces
 
@@ -39,32 +34,28 @@ FLOOR_PATH = "/bench/floor"
 FLOOR_ITEMS = 20
 
 
-def floor_body() -> bytes:
-    """A page as the product serializes it: 20 items with demo-like metadata."""
-    from app.api.serialization import page_bytes
-    from app.results import RecommendationPage, RecommendedItem
-
-    items = [
-        RecommendedItem(
-            f"item-{1000 + rank}",
-            1.0 / (rank + 1),
-            "personalized",
-            f"Vintage road bike frame {rank}",
-            "bikes",
-            149.0 + rank,
-            "berlin",
-            f"seller-{rank}",
-        )
-        for rank in range(FLOOR_ITEMS)
-    ]
-    page = RecommendationPage(items, "neighbours=nb-000000000000,popular=pop-000000000000")
-    return page_bytes(page)
+def floor_page(items: int = FLOOR_ITEMS) -> RecommendationPage:
+    """A page of `items` items with demo-like metadata."""
+    return RecommendationPage(
+        [
+            RecommendedItem(
+                f"item-{1000 + rank}",
+                1.0 / (rank + 1),
+                "personalized",
+                f"Vintage road bike frame {rank}",
+                "bikes",
+                149.0 + rank,
+                "berlin",
+                f"seller-{rank}",
+            )
+            for rank in range(items)
+        ],
+        "neighbours=nb-000000000000,popular=pop-000000000000",
+    )
 
 
 def add_floor(app: FastAPI) -> None:
-    from app.api.serialization import JSONBytesResponse
-
-    body = floor_body()
+    body = page_bytes(floor_page())
 
     async def floor() -> Response:
         return JSONBytesResponse(body)

@@ -2,16 +2,11 @@
 
     python -m loadtests.bench.stages [--calls N] [--users N] [--out FILE.json]
 
-(settings from RECS_* like the service: `eval "$(.venv/bin/python scripts/stack.py env)"`
-and RECS_BACKEND=remote for the local stack, or the embedded backend.)
-
-Builds the service's app and lifespan, sends one feed request for every distinct user of
-the draw first (so caches are as warm as the bench's warm-up leaves them), then `--calls`
-requests one after the other for Zipf-drawn users, timing each stage: the three dependency
-calls (wall time, waits included) and the pure core's functions as `app.recommender` calls
-them (CPU-bound: wall is CPU). Prints µs per request; the whole request's wall and process
-CPU time too. Sequential on purpose: a stage's cost without queueing; the bench measures
-what load adds.
+With the service's `RECS_*` settings (the local stack's, or the embedded backend): the app and
+its lifespan, a feed request for every distinct Zipf-drawn user first (caches warm), then
+`--calls` requests one after the other, timing the recommender's dependency calls (wall,
+waits included) and the pure core's functions (CPU-bound). Sequential on purpose: a stage's
+cost without queueing; the bench measures what load adds.
 """
 
 from __future__ import annotations

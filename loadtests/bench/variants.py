@@ -1,9 +1,7 @@
 """The server variants the benchmark runs: the product, and the product with pieces swapped.
 
 A variant is a set of `Pieces` (which implementation of each optimized piece the bench server
-installs, see `pieces`) plus `RECS_*` settings (GC, caches). Every variant is the same app,
-the same middleware and the same uvicorn configuration as `python -m app`, plus the
-`/bench/floor` route.
+installs, see `pieces`) plus `RECS_*` settings (GC, caches), in the same app as `python -m app`.
 """
 
 from __future__ import annotations
@@ -12,14 +10,9 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 
-ScyllaRead = Literal["batched", "fanout"]
-DynamoClient = Literal["aioboto3", "boto3", "signed-json"]
-Responses = Literal["orjson", "pydantic"]
-CatalogHttp = Literal["aiohttp", "httpx"]
-Telemetry = Literal["on", "off"]
-
+# Each piece's implementations, the product's first.
 _CHOICES: Final = {
     "scylla": ("batched", "fanout"),
     "dynamodb": ("aioboto3", "boto3", "signed-json"),
@@ -31,13 +24,13 @@ _CHOICES: Final = {
 
 @dataclass(frozen=True)
 class Pieces:
-    """Which implementation of each piece the server runs (the defaults are the product's)."""
+    """Which implementation of each piece the server runs (one of `_CHOICES`)."""
 
-    scylla: ScyllaRead = "batched"
-    dynamodb: DynamoClient = "aioboto3"
-    responses: Responses = "orjson"
-    catalog_http: CatalogHttp = "aiohttp"
-    fastapi_telemetry: Telemetry = "off"
+    scylla: str = "batched"
+    dynamodb: str = "aioboto3"
+    responses: str = "orjson"
+    catalog_http: str = "aiohttp"
+    fastapi_telemetry: str = "off"
     instrumentation: bool = True
 
     def argv(self) -> list[str]:

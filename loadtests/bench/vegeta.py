@@ -1,17 +1,13 @@
-"""vegeta attacks and their results: latencies, statuses, throughput per second.
+"""vegeta attacks and their results: latencies, statuses, served rate.
 
-Three kinds of attack:
+- `closed(workers)`: W requests in flight at all times, as fast as the server answers;
+- `each_once(workers)`: the same with `-lazy`, stopping at the end of the file (the warm-up);
+- `constant(rate)`: open loop, requests leave on schedule whatever the answers and vegeta adds
+  workers when all are busy, so a stall shows in every request due during it (no coordinated
+  omission).
 
-- `closed(workers)`: `-rate=0 -workers=W -max-workers=W`: W requests in flight at all times,
-  as fast as the server answers (used for saturation);
-- `each_once(workers)`: the same, with `-lazy`: vegeta reads the targets as it goes and stops
-  at the end of the file, so every request in it is sent once (used to warm up);
-- `constant(rate)`: `-rate=R/1s`, open loop: requests leave on schedule whatever the answers,
-  and vegeta adds workers when all are busy (no `-max-workers`), so a stall shows up in every
-  request due during it instead of delaying the schedule (no coordinated omission).
-
-Results are read from vegeta's own CSV encoding (`vegeta encode --to csv`); percentiles are
-computed here from every latency (nearest rank), not from vegeta's report.
+Results are read from vegeta's CSV encoding; percentiles are computed here from every latency
+(`percentile`), not taken from vegeta's report.
 """
 
 from __future__ import annotations
@@ -20,17 +16,26 @@ import bisect
 import csv
 import math
 import os
+import statistics
 import subprocess
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REQUEST_TIMEOUT_S = 5
 # What vegeta records, once, when a `-lazy` attack reaches the end of its targets.
 NO_MORE_TARGETS = "no targets to attack"
 # Latency histogram edges in ms (the last bucket is "above the last edge").
 HISTOGRAM_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250)
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile `q` (0-100) of sorted values; None when there are none."""
+    if not ordered:
+        return None
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 @dataclass(frozen=True)
@@ -107,35 +112,22 @@ class Result:
         return self.requests - self.ok
 
     @property
-    def throughput(self) -> float:
-        """Successful answers per second over the attack's wall time."""
-        return self.ok / self.wall_s if self.wall_s > 0 else 0.0
-
-    @property
-    def median_per_second(self) -> float:
-        """Median of the successful answers counted in each whole second (the first and the
-        last, partial, seconds dropped): robust to a neighbour's burst on a shared box."""
+    def served(self) -> float:
+        """Successful answers per second: of the attack's duration (open loop), or the median
+        of the whole seconds (closed loop, the first and last, partial, dropped): robust to a
+        neighbour's burst on a shared box."""
+        if self.attack.rate is not None:
+            return self.ok / self.attack.duration_s if self.attack.duration_s else 0.0
         seconds = self.per_second_ok[1:-1] or self.per_second_ok
-        return float(_median(seconds)) if seconds else 0.0
-
-    @property
-    def offered(self) -> float:
-        return self.requests / self.attack.duration_s if self.attack.duration_s else 0.0
+        return float(statistics.median(seconds)) if seconds else 0.0
 
     def percentile(self, q: float) -> float | None:
-        """Nearest-rank percentile of the successful latencies, in ms."""
-        if not self.latencies_ms:
-            return None
-        rank = max(1, math.ceil(q / 100 * len(self.latencies_ms)))
-        return self.latencies_ms[rank - 1]
+        """Percentile `q` of the successful latencies, in ms."""
+        return percentile(self.latencies_ms, q)
 
     @property
     def max_ms(self) -> float | None:
         return self.latencies_ms[-1] if self.latencies_ms else None
-
-    @property
-    def mean_ms(self) -> float | None:
-        return sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else None
 
     def histogram(self, edges: Sequence[float] = HISTOGRAM_EDGES_MS) -> list[int]:
         """Counts per latency bucket: (0, e0], (e0, e1], ..., (e_last, inf)."""
@@ -144,32 +136,22 @@ class Result:
             counts[bisect.bisect_left(edges, latency)] += 1
         return counts
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         return {
             "attack": self.attack.describe(),
+            "rate": self.attack.rate,
+            "duration_s": self.attack.duration_s,
             "requests": self.requests,
             "ok": self.ok,
+            "failed": self.failed,
             "statuses": self.statuses,
             "errors": self.errors,
             "wall_s": round(self.wall_s, 3),
-            "throughput": round(self.throughput, 1),
-            "median_per_second": self.median_per_second,
-            "p50_ms": self.percentile(50),
-            "p95_ms": self.percentile(95),
-            "p99_ms": self.percentile(99),
-            "p999_ms": self.percentile(99.9),
+            "served": self.served,
+            **{f"p{q:g}_ms": self.percentile(q) for q in (50, 95, 99, 99.9)},
             "max_ms": self.max_ms,
-            "histogram_edges_ms": list(HISTOGRAM_EDGES_MS),
             "histogram": self.histogram(),
         }
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def attack_env() -> dict[str, str]:

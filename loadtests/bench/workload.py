@@ -1,28 +1,13 @@
 """What the benchmark sends: vegeta target files, ids drawn with Zipf skew like the Locust suite.
 
-One file per endpoint, in vegeta's JSON format (one request per line), drawn once from a
-fixed seed, so every run and every variant gets the same stream of requests. vegeta reads a
-file from its start on every attack and cycles through it; `TargetStream` makes the attacks
-on one file one stream instead, each going on where the last one stopped, so a ramp step
-sends what a service that has been running would see next, not the requests the step
-before it sent seconds earlier (a hotter working set: the knee would be found on traffic
-warmer than the fixed-rate runs').
+One file per endpoint (`feed`, `similar`, `popular` with 40 % a category and 30 % a region,
+`events`, and the `floor`), one request per line, drawn once from a fixed seed so every run
+and variant gets the same requests. Ids follow loadtests/locustfile.py (`loadtests.zipf`: rank
+1 the hottest). Events are written for users outside the demo (`bench-user-*`) with fixed ids
+and timestamps, so the feed's histories never change and a replay rewrites the same items.
 
-| endpoint | request |
-| --- | --- |
-| `feed` | `GET /v1/users/user-{Zipf}/recommendations?limit=20` |
-| `similar` | `GET /v1/items/item-{Zipf}/similar?limit=12` |
-| `popular` | `GET /v1/popular?limit=20`, 40 % with `category`, 30 % with `region` |
-| `events` | `POST /v1/events`, one `view` of `item-{Zipf}` by `bench-user-{n}` |
-| `floor` | `GET /bench/floor` (the framework floor, see `server`) |
-
-Ids follow loadtests/locustfile.py: ranks 1..N with P(k) ∝ 1/k^1.1 over the demo's users and
-items (`user-1`, `item-1` the hottest); categories and regions with s = 0.8, most items first.
-The locustfile is not imported (importing Locust monkey-patches the standard library).
-
-Events are written for users outside the demo (`bench-user-*`), so the benchmark never
-changes the histories the feed reads; their timestamps are fixed when the file is drawn and
-their ids are stable, so replaying the file rewrites the same DynamoDB items.
+vegeta reads a file from its start on every attack; `TargetStream` makes the attacks on one
+file one stream, each going on where the last one stopped, as a running service would see it.
 """
 
 from __future__ import annotations
@@ -54,7 +39,6 @@ class Dataset:
     interactions: int
     categories: tuple[str, ...]
     regions: tuple[str, ...]
-    parameters: dict[str, object]
 
     @classmethod
     def from_dir(cls, path: Path) -> Dataset:
@@ -77,7 +61,6 @@ class Dataset:
             int(counts.get("interactions", 0)),
             _by_count(categories),
             _by_count(regions),
-            dict(manifest.get("parameters", {})),
         )
 
     def describe(self) -> str:

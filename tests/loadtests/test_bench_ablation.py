@@ -28,7 +28,6 @@ class RecordingBench(Bench):
         run = BenchRun(
             command="test",
             started=dt.datetime.now(dt.UTC),
-            options={},
             durations=plan.QUICK,
             machine={},
             load_start=(0.0, 0.0, 0.0),
