@@ -56,6 +56,16 @@ class Settings:
     max_in_flight: int = _setting(
         256, "Reads served at once; beyond it a fast 503 instead of an unbounded queue."
     )
+    admission_target_ms: float = _setting(
+        10.0,
+        "Queueing delay a request may have when the service is overloaded (a standing queue "
+        "over `RECS_ADMISSION_INTERVAL_MS`); beyond it a fast 503. 0 turns admission off.",
+    )
+    admission_interval_ms: float = _setting(
+        20.0,
+        "Window in which the shortest queueing delay must stay under the target; also the "
+        "longest a request may queue at any time.",
+    )
     max_in_flight_writes: int = _setting(
         64,
         "Writes (POST /v1/events) served at once, apart from reads: neither starves the other.",
@@ -263,6 +273,7 @@ class Settings:
             "request_deadline_ms",
             "max_in_flight",
             "max_in_flight_writes",
+            "admission_interval_ms",
             "max_body_bytes",
             "header_timeout_s",
             "body_timeout_s",
@@ -288,6 +299,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if self.admission_target_ms < 0:
+            raise SettingsError(f"{ENV_PREFIX}ADMISSION_TARGET_MS must be 0 (off) or positive")
         if not 1 <= self.scylla_in_chunk <= 100:
             raise SettingsError(f"{ENV_PREFIX}SCYLLA_IN_CHUNK must be within 1..100")
         if self.default_limit > self.max_limit:

@@ -20,6 +20,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client.core import Metric
 from starlette.responses import Response
 
+from app.api.admission import QueueDelayGuard
 from app.api.auth import Keys
 from app.api.errors import PartialWriteBody, install_error_handlers
 from app.api.events import event_schema
@@ -88,7 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     settings.check_serving()
     metrics = Metrics()
-    lifecycle = Lifecycle()
+    lifecycle = Lifecycle(
+        admission=QueueDelayGuard(
+            target_s=settings.admission_target_ms / 1000,
+            interval_s=settings.admission_interval_ms / 1000,
+        )
+        if settings.admission_target_ms > 0
+        else None
+    )
     app = FastAPI(
         title="recs",
         version="0.1.0",

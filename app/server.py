@@ -24,6 +24,7 @@ event loop's time for as long as the client likes. This subclass adds, per conne
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -120,7 +121,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._disarm()
-        self.scope["state"]["arrived_at"] = self.loop.time()
+        self.scope["state"]["arrived_at"] = time.monotonic()
         super().on_headers_complete()
         if self.parser is not None and _has_body(self.scope["headers"]):
             self._arm(self.limits.body_timeout_s, self._body_too_slow)

@@ -6,6 +6,8 @@ In order, each step cheap and before the next:
   every log line of the request;
 - the API key, where one is required, judged from the headers alone: a caller without one
   gets its 401 before taking a slot or having a byte of its body read;
+- admission by queueing delay (`app.api.admission`): a request that waited too long between
+  its arrival and its turn is refused with a fast 503 and Retry-After, writes first;
 - bounds on requests in flight, reads and writes apart (`RECS_MAX_IN_FLIGHT`,
   `RECS_MAX_IN_FLIGHT_WRITES`): beyond them a fast 503 with Retry-After, not an unbounded
   queue that turns overload into timeouts for everyone, and a flood of one kind never
@@ -33,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.admission import QueueDelayGuard
 from app.api.auth import Keys
 from app.observability.logging import request_id
 from app.observability.metrics import Metrics
@@ -46,6 +49,9 @@ _METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"
 _OVERLOADED = orjson.dumps(
     {"error": {"code": "overloaded", "message": "too many requests in flight; retry shortly"}}
 )
+_SHED = orjson.dumps(
+    {"error": {"code": "overloaded", "message": "requests are queueing; retry shortly"}}
+)
 _TOO_LARGE = orjson.dumps(
     {"error": {"code": "body_too_large", "message": "the request body exceeds the limit"}}
 )
@@ -58,6 +64,7 @@ class Lifecycle:
     draining: bool = False
     in_flight: int = 0
     writes_in_flight: int = 0
+    admission: QueueDelayGuard | None = None  # None: no admission by queueing delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +140,15 @@ class RequestMiddleware:
 
         write = method == "POST"
         counted = path not in _EXEMPT
+        guard = lifecycle.admission
+        arrived_at = scope.get("state", {}).get("arrived_at")  # stamped by app.server
+        if counted and guard is not None and arrived_at is not None:
+            now = time.monotonic()
+            if not guard.admit(now - arrived_at, now, write=write):
+                self.metrics.rejected.labels("shed").inc()
+                await _respond(send, 503, _SHED, [rid_header, (b"retry-after", b"1")])
+                self._done("shed", method, path, 503, started)
+                return
         if counted and (
             lifecycle.writes_in_flight >= self.max_in_flight_writes
             if write

@@ -10,6 +10,7 @@ same models. Responses are dataclasses serialized by orjson.
 # run time, and the parameter models are built inside build_router from the settings.
 import dataclasses
 import math
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -51,7 +52,11 @@ class Readiness(BaseModel):
     model_version: str | None = Field(
         None, description="The model versions a request would pin (ready only)."
     )
-    reason: str | None = Field(None, description="Why not ready (not_ready only).")
+    reason: str | None = Field(
+        None,
+        description="Why not ready (not_ready only): `draining`, `saturated`, `shedding` or "
+        "`model versions not loaded`.",
+    )
     refused: dict[str, str] | None = Field(
         None, description="Embeddings versions not served, with the reason (ready only)."
     )
@@ -351,18 +356,23 @@ def build_router(settings: Settings) -> APIRouter:
         response_model=Readiness,
         responses={
             **documented_errors(),
-            503: {"model": Readiness, "description": "Not ready: models not loaded, draining"},
+            503: {
+                "model": Readiness,
+                "description": "Not ready: models not loaded, draining, saturated or shedding",
+            },
         },
     )
     async def readyz(request: Request) -> Response:
         """Ready once clients are built and the active model versions are loaded, and while
-        neither draining nor saturated (every read slot taken: a load balancer should send
-        the next request elsewhere)."""
+        neither draining, saturated (every read slot taken) nor shedding (refusing requests
+        that queued too long): a load balancer should send the next request elsewhere."""
         lifecycle = request.state.lifecycle
         if lifecycle.draining:
             return json_response({"status": "not_ready", "reason": "draining"}, 503)
         if lifecycle.in_flight >= settings.max_in_flight:
             return json_response({"status": "not_ready", "reason": "saturated"}, 503)
+        if lifecycle.admission is not None and lifecycle.admission.shedding(time.monotonic()):
+            return json_response({"status": "not_ready", "reason": "shedding"}, 503)
         snapshot = request.state.models.current
         if snapshot is None or not snapshot.complete:
             return json_response(

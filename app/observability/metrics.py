@@ -81,7 +81,7 @@ class Metrics:
         )
         self.rejected = Counter(
             "recs_requests_rejected_total",
-            "Requests refused before any work, by reason (overloaded, draining).",
+            "Requests refused before any work, by reason (overloaded, shed, unauthorized...).",
             ("reason",),
             registry=self.registry,
         )
