@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from typing import Any
@@ -58,7 +59,7 @@ def test_feed_is_personalized_enriched_and_skips_seen_items(
     # the best item leads, and the scores fall in at most two descending runs.
     scores = [i["score"] for i in got if i["source"] == "personalized"]
     assert got[0]["source"] == "personalized" and got[0]["score"] == max(scores)
-    rises = sum(1 for before, after in zip(scores, scores[1:], strict=False) if after > before)
+    rises = sum(1 for before, after in itertools.pairwise(scores) if after > before)
     assert rises <= 1, scores
 
 
