@@ -7,7 +7,6 @@ and catalog instance, so tests never touch what `make dev` loaded.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -87,7 +86,7 @@ def settings(test_env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="session")
 def cql_session(settings: Settings) -> Iterator[Any]:
     """A driver session with the session keyspace migrated; dropped at the end."""
-    cluster, session = connect(dataclasses.replace(settings, scylla_timeout_ms=30_000))
+    cluster, session = connect(settings.model_copy(update={"scylla_timeout_ms": 30_000}))
     cql.apply(session, keyspace=settings.scylla_keyspace, replication=settings.scylla_replication)
     yield session
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.scylla_keyspace}", timeout=60)

@@ -74,8 +74,8 @@ def _cql(settings: Settings) -> tuple[Any, Any]:
         )
     skip_reactor_exit_join()
     return connect(
-        dataclasses.replace(
-            settings, scylla_timeout_ms=max(settings.scylla_timeout_ms, _CLI_CQL_TIMEOUT_MS)
+        settings.model_copy(
+            update={"scylla_timeout_ms": max(settings.scylla_timeout_ms, _CLI_CQL_TIMEOUT_MS)}
         )
     )
 

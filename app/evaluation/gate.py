@@ -11,7 +11,6 @@ passes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,10 +115,11 @@ async def score_versions(
     tolerance: float,
 ) -> GateResult:
     """Score `candidate` (a version of `model`) and the active versions on `split`."""
-    offline = dataclasses.replace(
-        settings,
-        request_deadline_ms=_OFFLINE_DEADLINE_MS,
-        scylla_timeout_ms=max(settings.scylla_timeout_ms, _OFFLINE_DEADLINE_MS),
+    offline = settings.model_copy(
+        update={
+            "request_deadline_ms": _OFFLINE_DEADLINE_MS,
+            "scylla_timeout_ms": max(settings.scylla_timeout_ms, _OFFLINE_DEADLINE_MS),
+        }
     )
     catalog_lookup: BatchLookup[CatalogItem] = (
         OpenCatalog() if catalog is None else InMemoryLookup(dict(catalog))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import random
 import statistics
@@ -195,7 +194,7 @@ def dynamodb(settings: Settings, loop: Any, clients: contextlib.AsyncExitStack) 
     from app.sources import dynamo
     from loadtests.bench.pieces import SignedJsonDynamoDB, ThreadedBoto3, boto3_client
 
-    relaxed = dataclasses.replace(settings, dynamodb_timeout_ms=5000)
+    relaxed = settings.model_copy(update={"dynamodb_timeout_ms": 5000})
     timeout_s, pool = 5.0, settings.dynamodb_max_connections
     region, endpoint = settings.dynamodb_region, settings.dynamodb_endpoint_url
 

@@ -11,7 +11,6 @@ published meanwhile must complete and be served. Measurements go to reports/faul
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import signal
@@ -41,7 +40,7 @@ WARM_UP_S = 8.0
 
 def hosts_up(settings: Settings) -> int:
     """How many nodes the driver, connecting through node 1, sees up."""
-    cluster, session = connect(dataclasses.replace(settings, scylla_timeout_ms=10_000))
+    cluster, session = connect(settings.model_copy(update={"scylla_timeout_ms": 10_000}))
     try:
         session.execute("SELECT release_version FROM system.local")
         return sum(1 for host in cluster.metadata.all_hosts() if host.is_up)
@@ -74,7 +73,7 @@ def cluster_env(loaded_env: dict[str, str], dataset: Dataset) -> Iterator[dict[s
     settings = Settings.from_env(env)
     try:
         wait_for(lambda: hosts_up(settings) == 3, timeout_s=120, step_s=1)
-        admin, session = connect(dataclasses.replace(settings, scylla_timeout_ms=30_000))
+        admin, session = connect(settings.model_copy(update={"scylla_timeout_ms": 30_000}))
         try:
             cql.apply(session, keyspace=settings.scylla_keyspace, replication=REPLICATION)
             recs_cli(env, "load", "neighbours", str(dataset.path / "neighbours.csv.gz"),

@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.config import Settings, env_name, setting_fields
+from app.config import Settings, env_name, is_secret
 from tests.deploy._dockerfile import Stage
 from tests.deploy._manifests import REPO, SECRET_NAME, EnvSource, Manifests, mebibytes
 
-SETTING_VARIABLES = {env_name(f.name) for f in setting_fields()}
-SECRET_VARIABLES = {env_name(f.name) for f in setting_fields() if f.metadata.get("secret")}
+SETTING_VARIABLES = {env_name(name) for name in Settings.model_fields}
+SECRET_VARIABLES = {env_name(name) for name in Settings.model_fields if is_secret(name)}
 AWS_SECRET_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 SCYLLA_SHARD_AWARE_PORT = 19042
 

@@ -64,7 +64,7 @@ def test_feed_is_personalized_enriched_and_skips_seen_items(
 
 
 def test_feed_is_diversified(http: httpx.Client, dataset: Dataset) -> None:
-    caps = Settings()  # the service runs with the default caps
+    caps = Settings.from_env({})  # the service runs with the default caps
     user = active_user(dataset, minimum=30)
     got = items(http.get(f"/v1/users/{user}/recommendations", params={"limit": 30}))
     per_seller = Counter(item["seller_id"] for item in got)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +26,7 @@ async def _state(settings: Settings) -> AsyncIterator[State]:
 @pytest.fixture
 async def uncached(settings: Settings, loaded_env: dict[str, str]) -> AsyncIterator[State]:
     """Neighbour cache off: every request must go to Scylla for its seeds' lists."""
-    async for state in _state(dataclasses.replace(settings, neighbour_cache_mb=0)):
+    async for state in _state(settings.model_copy(update={"neighbour_cache_mb": 0})):
         yield state
 
 

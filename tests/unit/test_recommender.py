@@ -68,7 +68,7 @@ class RecordingCatalog:
 
 
 async def recommender(catalog: RecordingCatalog | None = None, **overrides: object) -> Recommender:
-    settings = dataclasses.replace(Settings.from_env({}), **overrides)  # type: ignore[arg-type]
+    settings = Settings.from_env({}).model_copy(update=overrides)
     data = backend()
     models = ModelTracker(data, refresh_s=60)
     await models.refresh()
@@ -198,7 +198,7 @@ async def vector_recommender(ann_weight: float) -> Recommender:
     data = backend_with_vectors()
     models = ModelTracker(data, refresh_s=60)
     await models.refresh()
-    settings = dataclasses.replace(Settings.from_env({}), ann_weight=ann_weight)
+    settings = Settings.from_env({}).model_copy(update={"ann_weight": ann_weight})
     return Recommender(
         settings,
         models=models,
