@@ -22,10 +22,9 @@ A server runs in its own session (so its own process group) with ``RECS_STACK_SE
 environment: a recorded pid counts as ours only while that process carries the marker, so a
 recycled pid is never signalled.
 
-The same operations are importable, for fault-injection tests (``scripts`` is no package: put
-it on ``sys.path`` or load this file with importlib)::
+The same operations are importable, for fault-injection tests::
 
-    import stack
+    from scripts import stack
     os.kill(stack.pid_of("cassandra"), signal.SIGSTOP)  # or SIGKILL
     ...
     stack.restart("cassandra")  # stop whatever is left (wakes a frozen one), start, wait ready

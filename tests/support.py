@@ -1,4 +1,4 @@
-"""Shared test helpers: free ports, the stack module, and real processes under test.
+"""Shared test helpers: real processes under test, background load, measurements.
 
 Processes here are the real thing (the catalog reference service, the recommendation
 service itself), started on free ports and stopped by the fixtures that own them.
@@ -6,7 +6,6 @@ service itself), started on free ports and stopped by the fixtures that own them
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -44,16 +42,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def load_stack() -> ModuleType:
-    """scripts/stack.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("stack", REPO / "scripts" / "stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("stack", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def wait_until_answers(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:

@@ -23,12 +23,12 @@ import pytest
 
 from app.config import Settings
 from app.schema import dynamodb as dynamodb_schema
+from scripts import stack
 from tests.conftest import Dataset
 from tests.support import (
     Probe,
     Sample,
     ServiceProcess,
-    load_stack,
     percentile,
     record,
     wait_for,
@@ -112,7 +112,6 @@ def scylla_is_back(url: str, dataset: Dataset) -> bool:
 def test_cassandra_killed_while_serving_then_restarted(
     service: ServiceProcess, dataset: Dataset
 ) -> None:
-    stack = load_stack()
     warm, request = feed_traffic(dataset)
     for user in warm:  # cache their neighbour lists
         httpx.get(f"{service.url}/v1/users/{user}/recommendations")
@@ -150,7 +149,6 @@ def test_cassandra_killed_while_serving_then_restarted(
 
 def test_cassandra_frozen_then_thawed(service: ServiceProcess, dataset: Dataset) -> None:
     """SIGSTOP: the node keeps its connections open and never answers."""
-    stack = load_stack()
     pid = stack.pid_of("cassandra")
     _, request = feed_traffic(dataset)
     with Probe(service.url, request) as probe:
@@ -219,7 +217,6 @@ def events_flow(url: str) -> bool:
 
 
 def test_dynamodb_frozen_then_thawed(service: ServiceProcess, settings: Settings) -> None:
-    stack = load_stack()
     pid = stack.pid_of("dynamodb")
     prefix = f"frz-{uuid.uuid4().hex[:6]}"
     with Probe(service.url, event_traffic(prefix)) as probe:
@@ -254,7 +251,6 @@ def test_dynamodb_frozen_then_thawed(service: ServiceProcess, settings: Settings
 
 def test_dynamodb_stopped_then_restarted(service: ServiceProcess, settings: Settings) -> None:
     """Last: DynamoDB Local keeps its data in memory, so a restart starts it empty."""
-    stack = load_stack()
     prefix = f"stp-{uuid.uuid4().hex[:6]}"
     with Probe(service.url, event_traffic(prefix)) as probe:
         time.sleep(1.0)
