@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -34,37 +33,33 @@ from typing import Any
 
 import httpx
 
+from scripts import procs
+
 KEY = "hostile-bench-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
 def _service(data: Path) -> Iterator[str]:
-    port = _free_port()
+    port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     env.update(RECS_BACKEND="embedded", RECS_EMBEDDED_DATA_DIR=str(data), RECS_API_KEYS=KEY,
                RECS_CURSOR_SECRET="bench-cursor-secret", RECS_PORT=str(port),
                RECS_LOG_LEVEL="error")  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "app"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit("the service did not become ready")
-            time.sleep(0.2)
+        process = procs.start(
+            [sys.executable, "-m", "app"],
+            ready=lambda: procs.answers(f"{url}/readyz"),
+            timeout_s=120,
+            name="the service",
+            env=env,
+        )
+    except procs.StartError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        procs.stop(process, grace_s=30)
 
 
 def _latencies(url: str, count: int) -> list[float]:
