@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Literal
 if __name__ == "__main__":  # run as a file, by any Python 3.11: the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import procs
+from scripts import procs, tools
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -100,7 +100,7 @@ class StackConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
         stack_dir = Path(environ.get("STACK_DIR") or REPO / ".stack").resolve()
-        cache_dir = Path(environ.get("RECS_CACHE_DIR") or Path.home() / ".cache" / "recs")
+        cache_dir = tools.cache_dir(environ)
 
         def port(name: str, default: int) -> int:
             value = environ.get(name) or str(default)

@@ -4,7 +4,6 @@ open-loop load run that fails no request and exits within the grace period."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts import tools
 from tests.conftest import Dataset
 from tests.support import CatalogProcess, ServiceProcess, record
 
@@ -27,11 +27,7 @@ SLOW_CATALOG_MS = 300
 
 
 def vegeta() -> str:
-    path = (
-        Path(os.environ.get("RECS_CACHE_DIR", Path.home() / ".cache" / "recs")) / "bin" / "vegeta"
-    )
-    assert path.exists(), f"{path} is missing: run `bash scripts/tools.sh` (make test does)"
-    return str(path)
+    return str(tools.require("vegeta"))
 
 
 @dataclass(frozen=True, slots=True)
