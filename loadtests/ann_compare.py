@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from scripts.stats import percentile
+
 K = 50
 QUERIES = 200
 
@@ -130,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "ef": ef,
                 "recall_at_50": round(float(np.mean(recalls)), 3),
-                "p50_us": round(float(np.percentile(latencies, 50))),
-                "p99_us": round(float(np.percentile(latencies, 99))),
+                "p50_us": round(percentile(latencies, 50)),
+                "p99_us": round(percentile(latencies, 99)),
             }
         )
     print(json.dumps(result))

@@ -23,7 +23,6 @@ import contextlib
 import multiprocessing
 import os
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import Any
 import httpx
 
 from scripts import procs
+from scripts.stats import percentile
 
 KEY = "hostile-bench-key"
 
@@ -164,14 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         after = _latencies(url, args.requests)
 
-    def p99(values: list[float]) -> float:
-        return sorted(values)[max(0, int(0.99 * len(values) + 0.5) - 1)]
-
-    reference = min(p99(before), p99(after))
+    reference = min(percentile(before, 99), percentile(after, 99))
     print(f"{'run':<22} {'p50 ms':>8} {'p99 ms':>8} {'p99 / unloaded':>15}")
     for values, name in [(before, "unloaded (before)"), *runs, (after, "unloaded (after)")]:
-        median = statistics.median(values)
-        print(f"{name:<22} {median:8.2f} {p99(values):8.2f} {p99(values) / reference:15.2f}")
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        print(f"{name:<22} {p50:8.2f} {p99:8.2f} {p99 / reference:15.2f}")
     return 0
 
 

@@ -187,8 +187,3 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.
             return time.monotonic() - started
         time.sleep(step_s)
     raise AssertionError(f"condition not met within {timeout_s} s")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0

@@ -33,7 +33,6 @@ import argparse
 import collections
 import contextlib
 import json
-import math
 import os
 import subprocess
 import time
@@ -46,6 +45,7 @@ from loadtests.bench.processes import BenchServer
 from loadtests.bench.variants import Pieces, Variant
 from loadtests.recipes import _bench
 from scripts import stack
+from scripts.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,7 @@ def _attack(targets: Path, rate: float, seconds: float) -> vegeta.Attack:
 
 
 def _p99(latencies: Sequence[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else 0.0
+    return percentile(latencies, 99) if latencies else 0.0
 
 
 def _gc_report(path: Path, since: float, until: float, garbage: bool) -> None:
