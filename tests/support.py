@@ -129,8 +129,8 @@ class Sample:
 
 
 class Probe:
-    """Requests in a loop from background threads while a test breaks things, recording
-    every answer: status, latency, body (for `degraded`)."""
+    """Requests in a loop from background threads while a test breaks or changes things,
+    recording every answer in order: status, latency, body (for `degraded`, versions)."""
 
     def __init__(
         self,
@@ -155,7 +155,7 @@ class Probe:
                 headers: dict[str, str] = {}
                 try:
                     kind, response = self.request(client, n)
-                    body = response.json() if response.content else {}
+                    body = _body(response)
                     status = response.status_code
                     headers = dict(response.headers)
                 except httpx.HTTPError as exc:
@@ -177,6 +177,17 @@ class Probe:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object answered; an answer that is no JSON (a proxy's page) as its text."""
+    if not response.content:
+        return {}
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        return {"text": response.text[:200]}
+    return body
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -> float:
