@@ -134,7 +134,9 @@ def test_one_node_killed_and_restarted_with_a_publish_while_it_is_down(
     with Probe(service.url, traffic(dataset)) as probe:
         wait_for(lambda: len(probe.samples) >= 40, timeout_s=60)
         time.sleep(WARM_UP_S)
-        os.kill(stack.pid_of(node), signal.SIGKILL)
+        pid = stack.pid_of(node)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         time.sleep(2.0)
         publishing = time.monotonic()

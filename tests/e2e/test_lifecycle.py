@@ -3,6 +3,7 @@ open-loop load run that fails no request and exits within the grace period."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -142,7 +143,7 @@ def test_sigterm_during_open_loop_load_fails_no_request(
     answered = threading.Event()
 
     def read_results() -> None:
-        assert attack.stdout is not None
+        assert isinstance(attack.stdout, io.BufferedReader)
         while chunk := attack.stdout.read1(1 << 16):
             chunks.append(chunk)
             answered.set()

@@ -110,7 +110,7 @@ def scylla_is_back(url: str, dataset: Dataset) -> bool:
     """A read that must reach Scylla (an item not read before) comes back whole."""
     item = sorted(dataset.neighbours)[uuid.uuid4().int % len(dataset.neighbours)]
     body = httpx.get(f"{url}/v1/items/{item}/similar?exclude=item-{uuid.uuid4().hex[:6]}").json()
-    return body["degraded"] == [] and body["items"][0]["source"] == "similar"
+    return bool(body["degraded"] == [] and body["items"][0]["source"] == "similar")
 
 
 def test_cassandra_killed_while_serving_then_restarted(
@@ -121,7 +121,9 @@ def test_cassandra_killed_while_serving_then_restarted(
         httpx.get(f"{service.url}/v1/users/{user}/recommendations")
     with Probe(service.url, request) as probe:
         time.sleep(1.0)
-        os.kill(stack.pid_of("cassandra"), signal.SIGKILL)
+        pid = stack.pid_of("cassandra")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         time.sleep(4.0)
         outage_end = time.monotonic()
@@ -154,6 +156,7 @@ def test_cassandra_killed_while_serving_then_restarted(
 def test_cassandra_frozen_then_thawed(service: ServiceProcess, dataset: Dataset) -> None:
     """SIGSTOP: the node keeps its connections open and never answers."""
     pid = stack.pid_of("cassandra")
+    assert pid is not None
     _, request = feed_traffic(dataset)
     with Probe(service.url, request) as probe:
         time.sleep(1.0)
@@ -222,6 +225,7 @@ def events_flow(url: str) -> bool:
 
 def test_dynamodb_frozen_then_thawed(service: ServiceProcess, settings: Settings) -> None:
     pid = stack.pid_of("dynamodb")
+    assert pid is not None
     prefix = f"frz-{uuid.uuid4().hex[:6]}"
     with Probe(service.url, event_traffic(prefix)) as probe:
         time.sleep(1.0)

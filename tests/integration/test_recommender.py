@@ -6,6 +6,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 async def _state(settings: Settings) -> AsyncIterator[State]:
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
-        yield state
+        yield cast(State, state)
 
 
 @pytest.fixture
