@@ -53,7 +53,7 @@ lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check app tests scripts loadtests
 	$(BIN)/ruff format --check app tests scripts loadtests
 
-typecheck: install ## mypy, strict on app/
+typecheck: install ## mypy: app, scripts, tests, loadtests (see pyproject.toml)
 	$(BIN)/mypy
 
 # Coverage of app/ by the tests that run it in-process (the service subprocesses of the

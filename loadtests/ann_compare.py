@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from scripts.stats import percentile
+
 K = 50
 QUERIES = 200
 
@@ -33,7 +35,8 @@ def _resident_mb() -> float:
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
-    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    unit: np.ndarray = (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    return unit
 
 
 def _build(
@@ -51,21 +54,22 @@ def _build(
 
         def search(query: np.ndarray, ef: int) -> np.ndarray:
             index.hnsw.efSearch = ef
-            return index.search(query[None, :], K)[1][0]
+            found: np.ndarray = index.search(query[None, :], K)[1][0]
+            return found
 
         return search
     if library == "hnswlib":
         import hnswlib
 
-        index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=count, ef_construction=ef_construction, M=m)
-        index.set_num_threads(threads)
-        index.add_items(vectors, np.arange(count))
-        index.set_num_threads(1)
+        graph = hnswlib.Index(space="ip", dim=dim)
+        graph.init_index(max_elements=count, ef_construction=ef_construction, M=m)
+        graph.set_num_threads(threads)
+        graph.add_items(vectors, np.arange(count))
+        graph.set_num_threads(1)
 
         def search(query: np.ndarray, ef: int) -> np.ndarray:
-            index.set_ef(ef)
-            return index.knn_query(query, k=K)[0][0]
+            graph.set_ef(ef)
+            return np.asarray(graph.knn_query(query, k=K)[0][0])
 
         return search
     if library == "usearch":
@@ -130,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "ef": ef,
                 "recall_at_50": round(float(np.mean(recalls)), 3),
-                "p50_us": round(float(np.percentile(latencies, 50))),
-                "p99_us": round(float(np.percentile(latencies, 99))),
+                "p50_us": round(percentile(latencies, 50)),
+                "p99_us": round(percentile(latencies, 99)),
             }
         )
     print(json.dumps(result))

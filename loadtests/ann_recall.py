@@ -26,6 +26,7 @@ from app.embeddings import AnnIndex, read_embeddings
 from app.model_versions import EmbeddingLimits
 from app.ranking.scoring import seed_weights, strongest
 from app.sources.embedded import EmbeddedBackend
+from scripts.stats import percentile
 
 K = 50
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(table)} vectors of {table.dim} dimensions, index built in {built_s:.1f} s, "
         f"ef {index.ef} (calibrated recall@50 {index.recall:.3f}); {len(recalls)} users' "
         f"vectors: recall@50 {statistics.mean(recalls):.3f}, search p50 "
-        f"{statistics.median(latencies):.0f} µs, p99 {np.percentile(latencies, 99):.0f} µs"
+        f"{percentile(latencies, 50):.0f} µs, p99 {percentile(latencies, 99):.0f} µs"
     )
     return 0
 

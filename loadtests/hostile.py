@@ -23,8 +23,6 @@ import contextlib
 import multiprocessing
 import os
 import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -34,37 +32,34 @@ from typing import Any
 
 import httpx
 
+from scripts import procs
+from scripts.stats import percentile
+
 KEY = "hostile-bench-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
 def _service(data: Path) -> Iterator[str]:
-    port = _free_port()
+    port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     env.update(RECS_BACKEND="embedded", RECS_EMBEDDED_DATA_DIR=str(data), RECS_API_KEYS=KEY,
                RECS_CURSOR_SECRET="bench-cursor-secret", RECS_PORT=str(port),
                RECS_LOG_LEVEL="error")  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "app"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit("the service did not become ready")
-            time.sleep(0.2)
+        process = procs.start(
+            [sys.executable, "-m", "app"],
+            ready=lambda: procs.answers(f"{url}/readyz"),
+            timeout_s=120,
+            name="the service",
+            env=env,
+        )
+    except procs.StartError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        procs.stop(process, grace_s=30)
 
 
 def _latencies(url: str, count: int) -> list[float]:
@@ -169,14 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         after = _latencies(url, args.requests)
 
-    def p99(values: list[float]) -> float:
-        return sorted(values)[max(0, int(0.99 * len(values) + 0.5) - 1)]
-
-    reference = min(p99(before), p99(after))
+    reference = min(percentile(before, 99), percentile(after, 99))
     print(f"{'run':<22} {'p50 ms':>8} {'p99 ms':>8} {'p99 / unloaded':>15}")
     for values, name in [(before, "unloaded (before)"), *runs, (after, "unloaded (after)")]:
-        median = statistics.median(values)
-        print(f"{name:<22} {median:8.2f} {p99(values):8.2f} {p99(values) / reference:15.2f}")
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        print(f"{name:<22} {p50:8.2f} {p99:8.2f} {p99 / reference:15.2f}")
     return 0
 
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from app.offline.formats import write_neighbours
-from tests.support import load_stack
+from scripts import stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmark-load.md")
     args = parser.parse_args()
 
-    stack = load_stack()
     env = {
         **os.environ,
         **stack.client_env(),

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import sys
 import urllib.request
 import zipfile
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Final
 
 import orjson
+
+from scripts import tools
 
 WHEEL: Final = "recbole-1.2.1-py3-none-any.whl"
 WHEEL_SHA256: Final = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
@@ -43,7 +44,7 @@ EVENT_OF_RATING: Final = {1: "view", 2: "view", 3: "view", 4: "favorite", 5: "ad
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RECS_CACHE_DIR", Path.home() / ".cache" / "recs")) / "datasets"
+    return tools.cache_dir() / "datasets"
 
 
 def fetch_wheel(directory: Path) -> Path:

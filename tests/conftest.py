@@ -28,7 +28,8 @@ from app.offline.topk import top_k_neighbours
 from app.publishing import versions
 from app.schema import cql, dynamodb
 from app.sources.scylla import connect
-from tests.support import REPO, CatalogProcess, load_stack
+from scripts import stack
+from tests.support import REPO, CatalogProcess
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -40,7 +41,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
-    stack = load_stack()
     down = [s.server for s in stack.status() if s.pid is None or not s.ready]
     if down:
         pytest.fail(f"the local stack is not up ({', '.join(down)} down): run `make stack-up`")

@@ -1,4 +1,4 @@
-"""Shared test helpers: free ports, the stack module, and real processes under test.
+"""Shared test helpers: real processes under test, background load, measurements.
 
 Processes here are the real thing (the catalog reference service, the recommendation
 service itself), started on free ports and stopped by the fixtures that own them.
@@ -6,11 +6,8 @@ service itself), started on free ports and stopped by the fixtures that own them
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,10 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
+
+from scripts import procs
 
 REPO = Path(__file__).resolve().parents[1]
 # What the fault, degradation, no-loss and shutdown tests measured: docs/reliability.md.
@@ -40,50 +38,20 @@ def record(name: str, **measured: Any) -> None:
 CATALOG_SCRIPT = REPO / "scripts" / "catalog_service.py"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def load_stack() -> ModuleType:
-    """scripts/stack.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("stack", REPO / "scripts" / "stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("stack", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def wait_until_answers(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"process exited with {process.returncode} during start-up")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer 200 within {timeout_s} s")
-
-
 @dataclass
 class CatalogProcess:
     """One catalog_service process on a free port; ``restart`` keeps the data file."""
 
     data: Path
     delay_ms: int = 0
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=procs.free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 30) -> None:
         command = [
             sys.executable,
             str(CATALOG_SCRIPT),
@@ -94,13 +62,16 @@ class CatalogProcess:
         ]
         if self.delay_ms:
             command += ["--delay-ms", str(self.delay_ms)]
-        self.process = subprocess.Popen(command)
-        wait_until_answers(f"{self.url}/healthz", self.process, 15)
+        self.process = procs.start(
+            command,
+            ready=lambda: procs.answers(f"{self.url}/healthz"),
+            timeout_s=timeout_s,
+            name="the catalog service",
+        )
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+            procs.stop(self.process)
             self.process = None
 
     def restart(self) -> None:
@@ -113,7 +84,7 @@ class ServiceProcess:
     """The recommendation service (`python -m app`) as a subprocess on a free port."""
 
     env: dict[str, str]
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=procs.free_port)
     log: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -131,31 +102,20 @@ class ServiceProcess:
             "RECS_PORT": str(self.port),
             "RECS_HOST": "127.0.0.1",
         }
-        if self.log is None:
-            self.process = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=REPO)
-        else:
-            with self.log.open("ab") as out:  # the child keeps its own descriptor
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "app"], env=env, cwd=REPO, stdout=out, stderr=out
-                )
-        try:
-            wait_until_answers(f"{self.url}/readyz", self.process, timeout_s)
-        except AssertionError:
-            log = self.log.read_text()[-3000:] if self.log is not None else ""
-            self.stop()
-            raise AssertionError(f"the service did not become ready:\n{log}") from None
+        self.process = procs.start(
+            [sys.executable, "-m", "app"],
+            ready=lambda: procs.answers(f"{self.url}/readyz"),
+            timeout_s=timeout_s,
+            name="the service",
+            log=self.log,
+            env=env,
+            cwd=REPO,
+        )
 
     def stop(self, timeout_s: float = 30) -> int | None:
-        if self.process is None:
-            return None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self.process = None
-        return code
+        """SIGTERM, SIGKILL after `timeout_s`; the exit status (None if it was not running)."""
+        process, self.process = self.process, None
+        return None if process is None else procs.stop(process, grace_s=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -169,8 +129,8 @@ class Sample:
 
 
 class Probe:
-    """Requests in a loop from background threads while a test breaks things, recording
-    every answer: status, latency, body (for `degraded`)."""
+    """Requests in a loop from background threads while a test breaks or changes things,
+    recording every answer in order: status, latency, body (for `degraded`, versions)."""
 
     def __init__(
         self,
@@ -195,7 +155,7 @@ class Probe:
                 headers: dict[str, str] = {}
                 try:
                     kind, response = self.request(client, n)
-                    body = response.json() if response.content else {}
+                    body = _body(response)
                     status = response.status_code
                     headers = dict(response.headers)
                 except httpx.HTTPError as exc:
@@ -219,6 +179,17 @@ class Probe:
             thread.join(timeout=30)
 
 
+def _body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object answered; an answer that is no JSON (a proxy's page) as its text."""
+    if not response.content:
+        return {}
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        return {"text": response.text[:200]}
+    return body
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -> float:
     """Seconds until `condition()` held; fails after `timeout_s`."""
     started = time.monotonic()
@@ -227,8 +198,3 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.
             return time.monotonic() - started
         time.sleep(step_s)
     raise AssertionError(f"condition not met within {timeout_s} s")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0

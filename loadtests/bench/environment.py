@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,9 +19,9 @@ import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from app.config import Settings
+from scripts import stack
 
 REPO = Path(__file__).resolve().parents[2]
 # `recs load neighbours|popular` defaults: the version id depends on them.
@@ -34,22 +33,8 @@ class SetupError(RuntimeError):
     """The stack or the data is not usable, and was not to be fixed here."""
 
 
-def stack_module() -> ModuleType:
-    """scripts/stack.py as a module (scripts/ is not a package)."""
-    name = "stack"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def ensure_stack(*, start: bool, say: Callable[[str], None]) -> dict[str, str]:
     """The client environment of a ready stack (started first when allowed)."""
-    stack = stack_module()
     down = [s.server for s in stack.status() if s.pid is None or not s.ready]
     if down:
         if not start:

@@ -69,11 +69,11 @@ def install(path: Path, *, garbage_types: bool = False) -> Callable[[], None]:
 
 def summarize(
     path: Path, *, since: float = 0.0, until: float = float("inf")
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Per generation: collections, total and longest wall and CPU ms, median young size."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [row for row in rows if since <= row["t"] <= until]
-    summary: list[dict[str, object]] = []
+    summary: list[dict[str, Any]] = []
     for generation in range(3):
         mine = [row for row in rows if row["generation"] == generation]
         if not mine:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scripts import tools
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "fastapi",
@@ -57,7 +59,7 @@ def describe() -> dict[str, object]:
         "kernel": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0] + f" ({sys.implementation.name})",
         "packages": {name: _version(name) for name in PACKAGES},
-        "vegeta": _pinned("VEGETA_VERSION"),
+        "vegeta": _pinned("vegeta"),
         "git": _git("describe", "--always", "--dirty", "--abbrev=12").strip(),
         "app_changes": [line for line in _git("status", "--porcelain", "--", "app").splitlines()],
     }
@@ -70,12 +72,11 @@ def _version(name: str) -> str:
         return "-"
 
 
-def _pinned(variable: str) -> str:
+def _pinned(tool: str) -> str:
     try:
-        match = re.search(rf"^{variable}=(\S+)", (REPO / "scripts/tools.sh").read_text(), re.M)
-    except OSError:
+        return tools.pinned_version(tool)
+    except (OSError, LookupError):
         return "?"
-    return match.group(1) if match else "?"
 
 
 def _git(*args: str) -> str:

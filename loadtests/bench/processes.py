@@ -1,7 +1,7 @@
 """The bench servers as child processes, and the CPU time they and the box spend.
 
 A `BenchServer` is `python -m loadtests.bench.server` for one variant on a free port, its
-output in a log file; it is stopped by its own pid (SIGTERM, then SIGKILL), never by name.
+output in a log file, started and stopped with `scripts.procs` (by its own pid, never by name).
 `CpuTimes` reads /proc: the server's CPU split into its main thread (the event loop) and its
 other threads (CQL pool and driver, executor, aiohttp), and the whole box's busy time.
 """
@@ -9,30 +9,17 @@ other threads (CQL pool and driver, executor, aiohttp), and the whole box's busy
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtests.bench.variants import Variant
+from scripts import procs
 
 REPO = Path(__file__).resolve().parents[2]
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ServerError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -40,7 +27,7 @@ class BenchServer:
     variant: Variant
     env: dict[str, str]
     log: Path
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=procs.free_port)
     process: subprocess.Popen[bytes] | None = None
     started_s: float = 0.0
 
@@ -67,49 +54,24 @@ class BenchServer:
             "RECS_PORT": str(self.port),
         }
         began = time.monotonic()
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv(), env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = began + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(
-                    f"{self.variant.name} exited with {self.process.returncode} during start-up:"
-                    f"\n{_tail(self.log)}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        self.started_s = time.monotonic() - began
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise ServerError(f"{self.variant.name} not ready in {timeout_s} s:\n{_tail(self.log)}")
+        self.process = procs.start(
+            self.argv(),
+            ready=lambda: procs.answers(f"{self.url}/readyz"),
+            timeout_s=timeout_s,
+            name=self.variant.name,
+            log=self.log,
+            env=env,
+            cwd=REPO,
+        )
+        self.started_s = time.monotonic() - began
 
     def stop(self, timeout_s: float = 15) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            procs.stop(process, grace_s=timeout_s)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 @dataclass(frozen=True)

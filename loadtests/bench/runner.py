@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -46,17 +45,13 @@ from loadtests.bench import profile as profiling
 from loadtests.bench.plan import Ablation, Durations
 from loadtests.bench.processes import BenchServer, CpuTimes, CpuUse
 from loadtests.bench.variants import PRODUCT, Variant
+from scripts import tools
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "bench-key"
 
 DEFAULT_OUT = REPO / "docs" / "benchmark.md"
 QUICK_OUT = REPO / "reports" / "bench-quick.md"
-
-
-def _cache_bin(name: str) -> Path:
-    cache = Path(os.environ.get("RECS_CACHE_DIR") or Path.home() / ".cache" / "recs")
-    return cache / "bin" / name
 
 
 # --- what a run measured -----------------------------------------------------------------------
@@ -704,13 +699,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
 
-    vegeta_bin = _cache_bin("vegeta")
-    if not vegeta_bin.is_file():
-        print(f"vegeta not found at {vegeta_bin}: run `bash scripts/tools.sh`", file=sys.stderr)
-        return 2
-    py_spy = Path(sys.executable).parent / "py-spy"
-    if "profile" in args.sections and not (py_spy.is_file() or shutil.which("py-spy")):
-        print("py-spy not found: `make install` (bench group)", file=sys.stderr)
+    try:
+        vegeta_bin = tools.require("vegeta")
+        py_spy = tools.require("py-spy") if "profile" in args.sections else tools.path("py-spy")
+    except tools.ToolMissing as exc:
+        print(f"bench: {exc}", file=sys.stderr)
         return 2
     try:
         env = environment.ensure_stack(start=not args.no_stack_up, say=say)

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
@@ -74,27 +75,38 @@ def install(pieces: Pieces) -> None:
 
     if pieces.responses == "pydantic":
         # build_router reads both names when it declares the routes; page_response per request.
-        routes.RecommendationPage = naive.PageModel  # type: ignore[misc, assignment]
-        routes.page_response = naive.unserialized
+        _replace(routes, "RecommendationPage", naive.PageModel)
+        _replace(routes, "page_response", naive.unserialized)
     if pieces.catalog_http == "httpx":
         catalog.build_http_client = naive.build_default_http_client
     if not pieces.instrumentation:
-        main.Metrics = naive.UninstrumentedMetrics  # type: ignore[misc]
+        _replace(main, "Metrics", naive.UninstrumentedMetrics)
     if pieces.fastapi_telemetry == "on":
         main.FASTAPI_TELEMETRY = {}  # FastAPI's defaults
     if pieces.scylla != "batched" or pieces.dynamodb != "aioboto3":
-        main._remote_sources = _swapping(main._remote_sources, pieces)
+        _replace(main, "_remote_sources", _swapping(main._remote_sources, pieces))
 
-    product_create_app = entry.create_app
+    product_create_app = main.create_app
 
     def create_app(settings: Settings | None = None) -> FastAPI:
         app = product_create_app(settings)
         if not pieces.instrumentation:
-            app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestMiddleware]
+            app.user_middleware = [
+                m
+                for m in app.user_middleware
+                if not (isinstance(m.cls, type) and issubclass(m.cls, RequestMiddleware))
+            ]
         add_floor(app)
         return app
 
-    entry.create_app = create_app
+    _replace(entry, "create_app", create_app)
+
+
+def _replace(module: ModuleType, name: str, value: object) -> None:
+    """Rebind a global of a product module: the product looks it up when it runs."""
+    if not hasattr(module, name):
+        raise AttributeError(f"{module.__name__}.{name} is gone: update loadtests/bench/server.py")
+    setattr(module, name, value)
 
 
 SourcesBuilder = Callable[[Settings, Any, contextlib.AsyncExitStack], Awaitable[Any]]

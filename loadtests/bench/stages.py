@@ -86,6 +86,7 @@ async def measure(settings: Settings, *, calls: int, users: int, seed: int = 3) 
     try:
         app = create_app(settings)
         async with app.router.lifespan_context(app) as state:
+            assert state is not None
             recommender = state["recommender"]
             for name in DEPENDENCY_STAGES:
                 setattr(recommender, name, clock.wrap_async(name, getattr(recommender, name)))

@@ -7,7 +7,7 @@
   omission).
 
 Results are read from vegeta's CSV encoding; percentiles are computed here from every latency
-(`percentile`), not taken from vegeta's report.
+(`scripts.stats.percentile`, nearest rank), not taken from vegeta's report.
 """
 
 from __future__ import annotations
@@ -24,18 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts import stats
+
 REQUEST_TIMEOUT_S = 5
 # What vegeta records, once, when a `-lazy` attack reaches the end of its targets.
 NO_MORE_TARGETS = "no targets to attack"
 # Latency histogram edges in ms (the last bucket is "above the last edge").
 HISTOGRAM_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250)
-
-
-def percentile(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile `q` (0-100) of sorted values; None when there are none."""
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 @dataclass(frozen=True)
@@ -122,8 +117,9 @@ class Result:
         return float(statistics.median(seconds)) if seconds else 0.0
 
     def percentile(self, q: float) -> float | None:
-        """Percentile `q` of the successful latencies, in ms."""
-        return percentile(self.latencies_ms, q)
+        """Percentile `q` (nearest rank, 0-100) of the successful latencies, in ms; None
+        without any."""
+        return stats.percentile(self.latencies_ms, q) if self.latencies_ms else None
 
     @property
     def max_ms(self) -> float | None:

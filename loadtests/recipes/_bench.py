@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from loadtests.bench import environment, machine, plan, runner, workload
+from scripts import tools
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,23 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def vegeta_path() -> Path:
-    """Where `make tools` (scripts/tools.sh) installs vegeta."""
-    cache = os.environ.get("RECS_CACHE_DIR") or str(Path.home() / ".cache" / "recs")
-    return Path(cache) / "bin" / "vegeta"
-
-
 def open_bench(
     args: argparse.Namespace, *, settings: Mapping[str, str] | None = None
 ) -> runner.Bench:
     """A bench over the running stack (never started here), the demo data as loaded, and
     `settings` (`RECS_*`) for every server it starts."""
-    vegeta = vegeta_path()
-    if not vegeta.is_file():
-        sys.exit(f"vegeta not found at {vegeta}: run `make tools`")
     try:
+        vegeta = tools.require("vegeta")
         env = environment.ensure_stack(start=False, say=print)
-    except environment.SetupError as exc:
+    except (tools.ToolMissing, environment.SetupError) as exc:
         sys.exit(str(exc))
     work_dir: Path = args.work_dir or Path(tempfile.mkdtemp(prefix="recs-recipe-"))
     print(f"raw results in {work_dir}")
@@ -72,7 +64,7 @@ def open_bench(
         env=server_env,
         dataset=workload.Dataset.from_dir(args.data),
         vegeta_bin=vegeta,
-        py_spy=Path(sys.executable).parent / "py-spy",
+        py_spy=tools.path("py-spy"),
         verbose=False,
     )
 

@@ -33,7 +33,6 @@ import argparse
 import collections
 import contextlib
 import json
-import math
 import os
 import subprocess
 import time
@@ -41,10 +40,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.bench import environment, gclog, plan, runner, vegeta
+from loadtests.bench import gclog, plan, runner, vegeta
 from loadtests.bench.processes import BenchServer
 from loadtests.bench.variants import Pieces, Variant
 from loadtests.recipes import _bench
+from scripts import stack
+from scripts.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,16 @@ def _pinned(server: BenchServer) -> Iterator[None]:
     if len(every) < 2:
         raise SystemExit("--pin-b needs two cores")
     all_cores = ",".join(str(core) for core in sorted(every))
-    stack = [s.pid for s in environment.stack_module().status() if s.pid is not None]
+    servers = [s.pid for s in stack.status() if s.pid is not None]
     _taskset("0", server.pid)
-    for pid in stack:
+    for pid in servers:
         _taskset("1", pid)
     os.sched_setaffinity(0, {1})
     try:
         yield
     finally:
         os.sched_setaffinity(0, every)
-        for pid in stack:
+        for pid in servers:
             _taskset(all_cores, pid)
         _taskset(all_cores, server.pid)
 
@@ -99,8 +100,7 @@ def _attack(targets: Path, rate: float, seconds: float) -> vegeta.Attack:
 
 
 def _p99(latencies: Sequence[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else 0.0
+    return percentile(latencies, 99) if latencies else 0.0
 
 
 def _gc_report(path: Path, since: float, until: float, garbage: bool) -> None:

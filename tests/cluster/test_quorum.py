@@ -25,9 +25,10 @@ import pytest
 from app.config import Settings
 from app.schema import cql
 from app.sources.scylla import connect
+from scripts import stack
 from tests.conftest import RUN_ID, Dataset, recs_cli
 from tests.fault.test_faults import summary
-from tests.support import Probe, ServiceProcess, load_stack, record, wait_for
+from tests.support import Probe, ServiceProcess, record, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -54,7 +55,6 @@ def cluster_env(loaded_env: dict[str, str], dataset: Dataset) -> Iterator[dict[s
     the three-node cluster. Nodes that are not running start empty (a cluster that has been
     through earlier runs' kills carries their hints and dropped keyspaces) and are stopped
     after the module; a running cluster is reused as it is."""
-    stack = load_stack()
     cfg = stack.load_config()
     started = [node for node in stack.CLUSTER if stack.pid_of(node, cfg) is None]
     if started:
@@ -129,12 +129,13 @@ def traffic(dataset: Dataset) -> Any:
 def test_one_node_killed_and_restarted_with_a_publish_while_it_is_down(
     service: ServiceProcess, cluster_env: dict[str, str], dataset: Dataset
 ) -> None:
-    stack = load_stack()
     node = stack.CLUSTER[2]
     with Probe(service.url, traffic(dataset)) as probe:
         wait_for(lambda: len(probe.samples) >= 40, timeout_s=60)
         time.sleep(WARM_UP_S)
-        os.kill(stack.pid_of(node), signal.SIGKILL)
+        pid = stack.pid_of(node)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         time.sleep(2.0)
         publishing = time.monotonic()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +10,11 @@ from typing import Any
 
 import yaml
 
+from scripts import tools
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 OVERLAYS = ("dev", "prod")
-TOOLS_SCRIPT = REPO / "scripts" / "tools.sh"
 
 # The Kubernetes version the manifests are validated against (bundled schemas of
 # kubernetes-validate, offline). The manifests need >= 1.30 (preStop `sleep`); bump this with
@@ -31,11 +30,8 @@ Obj = dict[str, Any]
 
 def kustomize_binary() -> Path:
     """The kustomize that scripts/tools.sh installs, at the version it pins."""
-    cache = Path(os.environ.get("RECS_CACHE_DIR") or Path.home() / ".cache" / "recs")
-    binary = cache / "bin" / "kustomize"
-    if not os.access(binary, os.X_OK):
-        raise LookupError(f"kustomize is not installed at {binary}: run `bash scripts/tools.sh`")
-    pinned = pinned_tool_version("KUSTOMIZE_VERSION")
+    binary = tools.require("kustomize")
+    pinned = tools.pinned_version("kustomize")
     out = subprocess.run(
         [str(binary), "version"], capture_output=True, text=True, timeout=30, check=False
     )
@@ -46,13 +42,6 @@ def kustomize_binary() -> Path:
             "run `bash scripts/tools.sh`"
         )
     return binary
-
-
-def pinned_tool_version(variable: str) -> str:
-    match = re.search(rf"^{variable}=(\S+)$", TOOLS_SCRIPT.read_text(), re.MULTILINE)
-    if match is None:
-        raise LookupError(f"{variable} is not set in {TOOLS_SCRIPT}")
-    return match.group(1)
 
 
 def render(kustomize: Path, overlay: str) -> list[Obj]:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
 
 from app.config import Settings
+from scripts import tools
 from tests.deploy._dockerfile import Stage, image_tag
 from tests.deploy._manifests import REPO, Manifests
 
@@ -26,12 +24,10 @@ NEVER_IN_CONTEXT = {".git", ".venv", ".stack", "data", "reports", "tests", "load
 
 
 def _hadolint() -> str:
-    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
-        "hadolint"
-    )
-    if found is None:
-        pytest.fail("hadolint not found: it comes with the dev dependencies (`make install`)")
-    return found
+    try:
+        return str(tools.require("hadolint"))
+    except tools.ToolMissing as exc:
+        pytest.fail(f"{exc} (a dev dependency)")
 
 
 def _uv_syncs(stage: Stage) -> list[str]:

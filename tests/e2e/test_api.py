@@ -262,8 +262,8 @@ def test_popular_with_two_filters_fills_the_page_from_whole_lists(
         }
 
     pairs = {(m.category, m.region) for m in dataset.catalog.values() if m.category and m.region}
-    category, region = max(sorted(pairs), key=lambda pair: len(eligible(*pair)))  # type: ignore[arg-type]
-    expected = eligible(category, region)  # type: ignore[arg-type]
+    category, region = max(sorted(pairs), key=lambda pair: len(eligible(*pair)))
+    expected = eligible(category, region)
     assert len(expected) >= 20
     got = items(http.get("/v1/popular", params={"category": category, "region": region}))
     assert len(got) == 20 and {i["item_id"] for i in got} <= expected

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
+from scripts import procs
 from tests.conftest import Dataset
 from tests.e2e.conftest import API_KEYS
-from tests.support import ServiceProcess, free_port, wait_for
+from tests.support import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -163,7 +164,7 @@ def starved(loaded_env: dict[str, str], data_root: Path) -> Iterator[ServiceProc
     process = ServiceProcess(
         env={
             **loaded_env,
-            "RECS_DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+            "RECS_DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{procs.free_port()}",
             "RECS_API_KEYS": API_KEYS[0],
             "RECS_MAX_IN_FLIGHT_WRITES": "1",
             "RECS_LOG_LEVEL": "error",

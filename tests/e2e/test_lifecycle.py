@@ -3,8 +3,8 @@ open-loop load run that fails no request and exits within the grace period."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts import tools
 from tests.conftest import Dataset
 from tests.support import CatalogProcess, ServiceProcess, record
 
@@ -27,11 +28,7 @@ SLOW_CATALOG_MS = 300
 
 
 def vegeta() -> str:
-    path = (
-        Path(os.environ.get("RECS_CACHE_DIR", Path.home() / ".cache" / "recs")) / "bin" / "vegeta"
-    )
-    assert path.exists(), f"{path} is missing: run `bash scripts/tools.sh` (make test does)"
-    return str(path)
+    return str(tools.require("vegeta"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +143,7 @@ def test_sigterm_during_open_loop_load_fails_no_request(
     answered = threading.Event()
 
     def read_results() -> None:
-        assert attack.stdout is not None
+        assert isinstance(attack.stdout, io.BufferedReader)
         while chunk := attack.stdout.read1(1 << 16):
             chunks.append(chunk)
             answered.set()

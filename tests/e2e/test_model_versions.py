@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,44 +14,35 @@ import pytest
 from app.offline.formats import write_neighbours
 from app.offline.topk import iter_rows
 from tests.conftest import Dataset, recs_cli
-from tests.support import ServiceProcess, wait_for
+from tests.support import Probe, ServiceProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
 Lists = dict[str, list[tuple[str, float]]]
 
 
-class Hammer:
-    """Requests in a loop from a background thread, recording every answer."""
+def reads(url: str, path: str) -> Probe:
+    """One thread asking for `path` in a loop, every answer recorded in order."""
+    return Probe(url, lambda client, _: ("read", client.get(path)), threads=1)
 
-    def __init__(self, url: str, path: str, check: Callable[[dict[str, object]], None]) -> None:
-        self.url, self.path, self.check = url, path, check
-        self.versions: list[str] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            while not self._stop.is_set():
-                response = client.get(self.path)
-                if response.status_code != 200:
-                    self.failures.append(f"{response.status_code}: {response.text[:200]}")
-                    continue
-                body = response.json()
-                try:
-                    self.check(body)
-                except AssertionError as exc:
-                    self.failures.append(str(exc))
-                self.versions.append(neighbours_version(body))
+def versions(probe: Probe) -> list[str]:
+    """The neighbours version of each answer so far, in order."""
+    return [neighbours_version(s.body) for s in probe.samples if s.status == 200]
 
-    def __enter__(self) -> Hammer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+def failures(probe: Probe, check: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
+    """Answers that were not a 200, or that `check` rejected."""
+    out = []
+    for sample in probe.samples:
+        if sample.status != 200:
+            out.append(f"{sample.status}: {sample.body}")
+        elif check is not None:
+            try:
+                check(sample.body)
+            except AssertionError as exc:
+                out.append(str(exc))
+    return out
 
 
 def neighbours_version(body: dict[str, object]) -> str:
@@ -89,17 +80,17 @@ def test_switch_and_rollback_while_serving(
         new_version = f"reversed-{uuid.uuid4().hex[:8]}"
         orders = {old_version: old_order, new_version: new_order}
 
-        def consistent(body: dict[str, object]) -> None:
-            served = [i["item_id"] for i in body["items"]]  # type: ignore[attr-defined]
+        def consistent(body: dict[str, Any]) -> None:
+            served = [i["item_id"] for i in body["items"]]
             version = neighbours_version(body)
             assert version in orders, f"an unknown version {version!r} was served"
             assert served == orders[version], "a response mixed model versions"
 
         def answered_by(version: str, count: int) -> Callable[[], bool]:
-            start = len(hammer.versions)
-            return lambda: hammer.versions[start:].count(version) >= count
+            start = len(versions(probe))
+            return lambda: versions(probe)[start:].count(version) >= count
 
-        with Hammer(service.url, f"/v1/items/{item}/similar?limit=10", consistent) as hammer:
+        with reads(service.url, f"/v1/items/{item}/similar?limit=10") as probe:
             recs_cli(
                 loaded_env, "load", "neighbours", str(new_file), "--version", new_version,
                 "--quiet",
@@ -109,8 +100,8 @@ def test_switch_and_rollback_while_serving(
             recs_cli(loaded_env, "versions", "rollback", "neighbours")
             wait_for_version(http, lambda v: v == old_version)
             wait_for(answered_by(old_version, 20), timeout_s=30)
-        assert hammer.failures == []
-        assert set(hammer.versions) == {old_version, new_version}
+        assert failures(probe, consistent) == []
+        assert set(versions(probe)) == {old_version, new_version}
         served = [
             i["item_id"] for i in http.get(f"/v1/items/{item}/similar?limit=10").json()["items"]
         ]
@@ -137,19 +128,19 @@ def test_requests_during_a_load_see_only_the_old_version(
         old_version = neighbours_version(http.get("/v1/popular").json())
         # The whole load (writes, verification), held back from activation: only the old
         # version may be served throughout.
-        with Hammer(service.url, "/v1/popular?limit=5", lambda body: None) as hammer:
+        with reads(service.url, "/v1/popular?limit=5") as probe:
             time.sleep(0.2)
             recs_cli(loaded_env, "load", "neighbours", str(new_file), "--no-activate", "--quiet")
             time.sleep(0.5)  # more than one refresh interval after the load
-        assert hammer.failures == []
-        assert len(hammer.versions) > 20 and set(hammer.versions) == {old_version}
+        assert failures(probe) == []
+        assert len(versions(probe)) > 20 and set(versions(probe)) == {old_version}
         # The same load activating itself: the switch happens once and never flaps back.
-        with Hammer(service.url, "/v1/popular?limit=5", lambda body: None) as hammer:
+        with reads(service.url, "/v1/popular?limit=5") as probe:
             recs_cli(loaded_env, "load", "neighbours", str(new_file), "--quiet")
             new_version = wait_for_version(http, lambda v: v != old_version)
             time.sleep(0.3)
-        assert hammer.failures == []
-        seen = hammer.versions
+        assert failures(probe) == []
+        seen = versions(probe)
         switch = seen.index(new_version)
         assert set(seen[:switch]) <= {old_version} and set(seen[switch:]) == {new_version}
         recs_cli(loaded_env, "versions", "activate", "neighbours", old_version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -130,7 +130,7 @@ async def test_cached_lookups_skip_the_network_until_the_ttl(http: httpx.AsyncCl
     calls = 0
     catalog = HttpCatalog(http)
 
-    async def counted(ids: list[str]) -> dict[str, CatalogItem]:
+    async def counted(ids: Sequence[str]) -> dict[str, CatalogItem]:
         nonlocal calls
         calls += 1
         return await catalog.items(ids)

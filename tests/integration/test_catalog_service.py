@@ -33,7 +33,7 @@ def _jsonl(*items: dict[str, object]) -> bytes:
     return b"".join(orjson.dumps(item) + b"\n" for item in items)
 
 
-ITEMS = (
+ITEMS: tuple[dict[str, object], ...] = (
     {"item_id": "a", "title": "Lamp", "category": "home", "price": 19.5, "region": "eu"},
     {"item_id": "b", "title": "Bike", "price": 250, "seller_id": "s1", "active": False},
     {"item_id": "c"},

@@ -194,7 +194,7 @@ async def test_the_service_client_reads_what_stock_aioboto3_reads(
     service's client (its own response parser) and through aioboto3 as it comes."""
     u = user()
     blob = b"\x00\xffbinary"
-    items = [
+    items: list[dict[str, Any]] = [
         {"user_id": {"S": u}, "sk": {"S": "1#plain"}, "n": {"N": "12"}, "t": {"BOOL": True}},
         {
             "user_id": {"S": u},

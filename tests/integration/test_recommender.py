@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 async def _state(settings: Settings) -> AsyncIterator[State]:
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
-        yield state
+        yield cast(State, state)
 
 
 @pytest.fixture

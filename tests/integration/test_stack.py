@@ -20,22 +20,13 @@ from types import ModuleType
 
 import pytest
 
+from scripts import procs
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "scripts" / "stack.py"
 SERVERS = ("cassandra", "dynamodb", "catalog")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
 
 
 def _stack_env(
@@ -112,7 +103,7 @@ class SecondStack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecondStack]:
     stack_dir = tmp_path_factory.mktemp("stack")
-    cql, storage, dynamodb, catalog = _free_ports(4)
+    cql, storage, dynamodb, catalog = procs.free_ports(4)
     env = _stack_env(stack_dir, cql, storage, dynamodb, catalog)
     first_up = _run(env, "up")
     try:
@@ -169,7 +160,7 @@ def test_status_quiet_exit_codes(stack: SecondStack, tmp_path: Path) -> None:
     ready = _run(stack.env, "status", "--quiet")
     assert (ready.returncode, ready.stdout, ready.stderr) == (0, "", "")
 
-    never_started = _stack_env(tmp_path, *_free_ports(4))
+    never_started = _stack_env(tmp_path, *procs.free_ports(4))
     stopped = _run(never_started, "status", "--quiet")
     assert (stopped.returncode, stopped.stdout) == (1, "")
 
@@ -242,7 +233,7 @@ def test_importable_api(stack: SecondStack, stack_module: ModuleType) -> None:
 
 
 def test_up_fails_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
-    cql, storage, dynamodb, catalog = _free_ports(4)
+    cql, storage, dynamodb, catalog = procs.free_ports(4)
     env = _stack_env(tmp_path, cql, storage, dynamodb, catalog)
     with socket.socket() as foreign:
         foreign.bind(("127.0.0.1", dynamodb))

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support import REPO, free_port
+from scripts import procs
+from tests.support import REPO
 
 if TYPE_CHECKING:
     from tests.conftest import Dataset
@@ -160,12 +161,13 @@ def test_the_quick_run_stopped_its_server(quick_run: QuickRun) -> None:
 def test_the_harness_fails_when_the_stack_is_down(tmp_path: Path) -> None:
     # A stack of its own, never started: empty state folder, ports nobody listens on.
     env = {name: value for name, value in os.environ.items() if not name.startswith("STACK_")}
+    cql, storage, dynamodb, catalog = procs.free_ports(4)
     env |= {
         "STACK_DIR": str(tmp_path / "stack"),
-        "STACK_CQL_PORT": str(free_port()),
-        "STACK_CQL_STORAGE_PORT": str(free_port()),
-        "STACK_DYNAMODB_PORT": str(free_port()),
-        "STACK_CATALOG_PORT": str(free_port()),
+        "STACK_CQL_PORT": str(cql),
+        "STACK_CQL_STORAGE_PORT": str(storage),
+        "STACK_DYNAMODB_PORT": str(dynamodb),
+        "STACK_CATALOG_PORT": str(catalog),
     }
     run = _bench(
         "--quick",

@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from loadtests.bench import vegeta, workload
-from loadtests.bench.runner import _cache_bin
+from scripts import tools
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -31,10 +31,10 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def binary() -> Path:
-    path = _cache_bin("vegeta")
-    if not path.is_file():
-        pytest.fail(f"vegeta is not installed at {path}: run `make tools`")
-    return path
+    try:
+        return tools.require("vegeta")
+    except tools.ToolMissing as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

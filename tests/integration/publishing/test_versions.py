@@ -9,7 +9,7 @@ import pytest
 
 from app.config import Settings
 from app.publishing import versions
-from app.publishing.scylla import count_neighbour_partitions, publish_neighbours
+from app.publishing.scylla import Ranked, count_neighbour_partitions, publish_neighbours
 from tests.conftest import own_keyspace
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def keyspace(cql_session: Any, module_keyspace: str) -> str:
     return module_keyspace
 
 
-def publish(session: Any, ks: str, lists: Lists, version: str, **kw: Any) -> Any:
+def publish(session: Any, ks: str, lists: Ranked, version: str, **kw: Any) -> Any:
     return publish_neighbours(session, ks, lists, version=version, source="t", progress=False, **kw)
 
 

@@ -22,7 +22,7 @@ def weights(
 ) -> dict[str, float]:
     return seed_weights(
         interactions,
-        event_weights=DEFAULT_EVENT_WEIGHTS,
+        event_weights={str(event): w for event, w in DEFAULT_EVENT_WEIGHTS.items()},
         half_life_ms=half_life_ms,
         position_decay=position_decay,
     )

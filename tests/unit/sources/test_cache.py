@@ -25,7 +25,7 @@ class FakeStore:
         self.calls: list[list[str]] = []
         self.fail = False
 
-    async def neighbours(self, version: str, item_ids: list[str]) -> dict[str, ScoredList]:
+    async def neighbours(self, version: str, item_ids: Sequence[str]) -> dict[str, ScoredList]:
         self.calls.append(list(item_ids))
         if self.gate is not None:
             await self.gate.wait()
@@ -246,7 +246,7 @@ class SerialStore(FakeStore):
         self.in_flight = 0
         self.most_in_flight = 0
 
-    async def neighbours(self, version: str, item_ids: list[str]) -> dict[str, ScoredList]:
+    async def neighbours(self, version: str, item_ids: Sequence[str]) -> dict[str, ScoredList]:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 import pytest
 from aiobotocore.parsers import create_parser
+from botocore.model import StructureShape
 
 from app.sources import _dynamodb_parsing as parsing
 
@@ -31,6 +32,7 @@ def _query_response(items: list[dict[str, Any]], capacity_units: float = 1.5) ->
 
 
 QUERY = botocore.session.get_session().get_service_model("dynamodb").operation_model("Query")
+QUERY_OUTPUT = cast(StructureShape, QUERY.output_shape)  # a Query has one
 B64 = base64.b64encode(b"\x00\x01bytes").decode()
 
 ITEMS: dict[str, list[dict[str, Any]]] = {
@@ -66,7 +68,7 @@ ITEMS: dict[str, list[dict[str, Any]]] = {
 
 
 def _parse(parser: Any, items: list[dict[str, Any]]) -> Any:
-    return asyncio.run(parser.parse(_query_response(items), QUERY.output_shape))
+    return asyncio.run(parser.parse(_query_response(items), QUERY_OUTPUT))
 
 
 @pytest.mark.parametrize("case", ITEMS)
@@ -79,10 +81,8 @@ def test_parses_exactly_as_botocore(case: str) -> None:
 def test_a_body_orjson_refuses_is_read_as_botocore_reads_it() -> None:
     response = _query_response(ITEMS["plain"], capacity_units=float("inf"))
     assert b"Infinity" in response["body"]
-    ours = asyncio.run(
-        parsing.ParserFactory().create_parser("json").parse(response, QUERY.output_shape)
-    )
-    assert ours == asyncio.run(create_parser("json").parse(response, QUERY.output_shape))
+    ours = asyncio.run(parsing.ParserFactory().create_parser("json").parse(response, QUERY_OUTPUT))
+    assert ours == asyncio.run(create_parser("json").parse(response, QUERY_OUTPUT))
     assert ours["ConsumedCapacity"]["CapacityUnits"] == float("inf")
     assert len(ours["Items"]) == 5
 
@@ -124,10 +124,8 @@ def test_error_responses_are_botocores() -> None:
         ).encode(),
         "context": {"operation_name": "Query"},
     }
-    ours = asyncio.run(
-        parsing.ParserFactory().create_parser("json").parse(error, QUERY.output_shape)
-    )
-    assert ours == asyncio.run(create_parser("json").parse(error, QUERY.output_shape))
+    ours = asyncio.run(parsing.ParserFactory().create_parser("json").parse(error, QUERY_OUTPUT))
+    assert ours == asyncio.run(create_parser("json").parse(error, QUERY_OUTPUT))
     assert ours["Error"]["Code"] == "ResourceNotFoundException"
 
 
