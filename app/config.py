@@ -149,13 +149,12 @@ class Settings(BaseSettings):
     )
     admission_target_ms: Annotated[Float, _not_negative] = _setting(
         10.0,
-        "Queueing delay a request may have when the service is overloaded (a standing queue "
-        "over `RECS_ADMISSION_INTERVAL_MS`); beyond it a fast 503. 0 turns admission off.",
+        "Queueing delay a request may have while the service is overloaded (most requests of "
+        "an interval waited longer); beyond it a fast 503, and writes get one at once. At any "
+        "time a request that queued past RECS_REQUEST_DEADLINE_MS gets one. 0 turns it off.",
     )
     admission_interval_ms: PositiveFloat = _setting(
-        20.0,
-        "Window in which the shortest queueing delay must stay under the target; also the "
-        "longest a request may queue at any time.",
+        100.0, "The window over which overload is judged, and the least time it lasts."
     )
     max_in_flight_writes: PositiveInt = _setting(
         64,

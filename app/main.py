@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admission=QueueDelayGuard(
             target_s=settings.admission_target_ms / 1000,
             interval_s=settings.admission_interval_ms / 1000,
+            max_wait_s=settings.request_deadline_ms / 1000,
         )
         if settings.admission_target_ms > 0
         else None

@@ -6,12 +6,15 @@ bound wherever requests wait: in the event loop's ready queue in embedded mode, 
 awaited I/O in remote mode. A count of requests in flight misses the first case entirely
 (an embedded request never awaits, so the count stays near one).
 
-The policy is CoDel's, as large RPC stacks use it for request queues: the queue is
-overloaded when even the shortest delay seen over an interval exceeds the target (a
-standing queue, not a burst). While overloaded, a read that waited more than the target is
-refused and every write is refused; otherwise only a read that waited a whole interval is.
-A refusal costs a few microseconds and a 503 with Retry-After, so the loop drains its
-queue instead of serving answers nobody waits for any more.
+The policy follows CoDel, as RPC servers apply it to request queues: the service is
+overloaded while most requests of an interval waited longer than the target (a standing
+queue, not a burst or one pause). While overloaded, a read that waited more than the target
+is refused, and every write; otherwise only a request that waited longer than the request
+deadline, which it could no longer meet. The event loop works in batches (every socket
+read in one pass, then every handler), so the shortest wait, CoDel's usual signal, is near
+zero in every batch however long the queue: the share over the target is used instead. A
+refusal costs a few microseconds and a 503 with Retry-After, so the loop drains its queue
+instead of serving answers nobody waits for any more.
 """
 
 from __future__ import annotations
@@ -29,25 +32,27 @@ class QueueDelayGuard:
 
     target_s: float
     interval_s: float
+    max_wait_s: float
     overloaded: bool = False
     shed: int = 0
     _window_end: float = 0.0
-    _window_min: float = field(default=math.inf)
+    _seen: int = 0
+    _over_target: int = 0
     _last_shed_at: float = field(default=-math.inf)
 
     def admit(self, delay_s: float, now: float, *, write: bool = False) -> bool:
         if now >= self._window_end:
-            # A window with no request leaves the state as it was (min is inf only if empty).
-            if self._window_min != math.inf:
-                self.overloaded = self._window_min > self.target_s
-            self._window_min = math.inf
+            if self._seen:  # a window without requests leaves the state as it was
+                self.overloaded = 2 * self._over_target > self._seen
+            self._seen = self._over_target = 0
             self._window_end = now + self.interval_s
-        if delay_s < self._window_min:
-            self._window_min = delay_s
+        self._seen += 1
+        if delay_s > self.target_s:
+            self._over_target += 1
         if self.overloaded:
             admitted = not write and delay_s <= self.target_s
         else:
-            admitted = delay_s <= self.interval_s
+            admitted = delay_s <= self.max_wait_s
         if not admitted:
             self.shed += 1
             self._last_shed_at = now

@@ -57,11 +57,13 @@ async def call(app: RequestMiddleware, method: str, path: str, queued_s: float) 
 
 async def test_requests_that_queued_too_long_get_a_fast_503_probes_do_not() -> None:
     metrics = Metrics()
-    lifecycle = Lifecycle(admission=QueueDelayGuard(target_s=0.005, interval_s=0.1))
+    lifecycle = Lifecycle(
+        admission=QueueDelayGuard(target_s=0.005, interval_s=0.1, max_wait_s=0.25)
+    )
     app = middleware(lifecycle, metrics)
 
     assert (await call(app, "GET", "/v1/popular", 0.0))[0] == 200
-    status, headers, body = await call(app, "GET", "/v1/popular", 0.5)  # past an interval
+    status, headers, body = await call(app, "GET", "/v1/popular", 0.5)  # past the deadline
     assert status == 503 and body["error"]["code"] == "overloaded"
     assert headers[b"retry-after"] == b"1"
     assert (await call(app, "GET", "/healthz", 0.5))[0] == 200  # probes are exempt
