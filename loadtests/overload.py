@@ -25,19 +25,16 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
-
-VEGETA = Path(os.environ.get("RECS_CACHE_DIR", Path.home() / ".cache" / "recs")) / "bin" / "vegeta"
+from scripts import procs, tools
+from scripts.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -47,23 +44,9 @@ class Answer:
     latency_s: float
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _service(data: Path, settings: list[str]) -> Iterator[str]:
-    port = _free_port()
+    port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     env.update(
         RECS_BACKEND="embedded",
@@ -73,35 +56,41 @@ def _service(data: Path, settings: list[str]) -> Iterator[str]:
         RECS_PORT=str(port),
         RECS_LOG_LEVEL="error",
     )
-    env.update(setting.split("=", 1) for setting in settings)
-    process = subprocess.Popen([sys.executable, "-m", "app"], env=env)
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        env[name] = value
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit("the service did not become ready")
-            time.sleep(0.2)
+        process = procs.start(
+            [sys.executable, "-m", "app"],
+            ready=lambda: procs.answers(f"{url}/readyz"),
+            timeout_s=120,
+            name="the service",
+            env=env,
+        )
+    except procs.StartError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        procs.stop(process, grace_s=30)
 
 
 def _attack(targets: Path, seconds: float, rate: float | None, folder: Path) -> list[Answer]:
     """rate None: closed loop with 32 workers; else open loop at `rate` a second."""
     pace = ["-rate=0", "-workers=32", "-max-workers=32"] if rate is None else [f"-rate={rate:.0f}"]
     raw = folder / "attack.bin"
+    vegeta = str(tools.require("vegeta"))
     subprocess.run(
-        [str(VEGETA), "attack", f"-targets={targets}", f"-duration={seconds}s", "-timeout=30s",
+        [vegeta, "attack", f"-targets={targets}", f"-duration={seconds}s", "-timeout=30s",
          "-keepalive=true", *pace, f"-output={raw}"],
         check=True, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     encoded = subprocess.run(
-        [str(VEGETA), "encode", "-to=json", str(raw)], check=True, capture_output=True, text=True
+        [vegeta, "encode", "-to=json", str(raw)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rows = [json.loads(line) for line in encoded.splitlines() if line]
     if not rows:
@@ -121,6 +110,10 @@ def _epoch_s(stamp: str) -> float:
     return base + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
+def p99(values: list[float]) -> float:
+    return percentile(values, 99) if values else math.nan
+
+
 def _summary(answers: list[Answer], seconds: float, knee: float) -> dict[str, float]:
     ok = [a.latency_s for a in answers if a.status == 200]
     # Goodput: 200s answered while the overload lasted, not those that came in long after.
@@ -132,9 +125,9 @@ def _summary(answers: list[Answer], seconds: float, knee: float) -> dict[str, fl
         "offered": len(answers) / seconds,
         "goodput": served / seconds,
         "goodput_of_knee": served / seconds / knee,
-        "ok_p99_ms": percentile(ok, 0.99) * 1000,
+        "ok_p99_ms": p99(ok) * 1000,
         "shed_share": len(shed) / max(1, len(answers)),
-        "shed_p99_ms": percentile(shed, 0.99) * 1000,
+        "shed_p99_ms": p99(shed) * 1000,
         "no_answer": lost,
         "other_status": other,
     }
@@ -146,7 +139,7 @@ def _recovery_s(answers: list[Answer], normal_p99: float) -> float:
     for a in answers:
         windows.setdefault(int(a.sent_s / 0.5), []).append(a.latency_s if a.status == 200 else 30.0)
     for index in sorted(windows):
-        if percentile(windows[index], 0.99) <= 2 * normal_p99:
+        if p99(windows[index]) <= 2 * normal_p99:
             return index * 0.5
     return float("inf")
 
@@ -172,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             closed = _attack(targets, args.seconds, None, folder)
             knee = sum(1 for a in closed if a.status == 200) / args.seconds
             normal = _attack(targets, 5, knee * 0.5, folder)
-            normal_p99 = percentile([a.latency_s for a in normal if a.status == 200], 0.99)
+            normal_p99 = p99([a.latency_s for a in normal if a.status == 200])
             print(f"{endpoint}: knee {knee:.0f} req/s; at 50 %: p99 {normal_p99 * 1000:.1f} ms")
             print(
                 f"  {'offered':>8} {'goodput':>8} {'of knee':>8} {'200 p99':>9} "

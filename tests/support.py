@@ -98,6 +98,9 @@ class ServiceProcess:
         env = {
             **inherited,
             "RECS_CURSOR_SECRET": "test-cursor-secret",
+            # The suite's concurrent clients on a busy machine queue longer than the production
+            # target; admission by queueing delay has its own tests (tests/unit/api).
+            "RECS_ADMISSION_TARGET_MS": "0",
             **self.env,
             "RECS_PORT": str(self.port),
             "RECS_HOST": "127.0.0.1",

@@ -45,7 +45,7 @@ def test_the_overload_ends_with_the_first_interval_whose_requests_mostly_waited_
     g = guard()
     for n in range(11):
         g.admit(0.02, n * 0.01)
-    assert g.overloaded
+    assert g.shedding(0.11) and g.shed == 1  # overloaded: the 20 ms wait at 0.1 was shed
     for n in range(5):
         g.admit(0.001, 0.15 + n * 0.005)  # most of this interval's requests: short waits
     assert g.admit(0.01, 0.21)  # the window closed: not overloaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -41,12 +42,12 @@ async def call(app: RequestMiddleware, method: str, path: str, queued_s: float) 
         "headers": [(b"authorization", f"Bearer {KEY}".encode())],
         "state": {"arrived_at": time.monotonic() - queued_s},
     }
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await app(scope, receive, send)
