@@ -40,6 +40,11 @@ class Settings:
     # --- Serving -----------------------------------------------------------------------
     host: str = _setting("127.0.0.1", "Interface uvicorn binds (0.0.0.0 in containers).")
     port: int = _setting(8000, "HTTP port.")
+    workers: int = _setting(
+        1,
+        "Processes serving the port. 1 in Kubernetes (scale with replicas); on one machine, "
+        "its cores: the embedded data is loaded once and shared (docs/deployment.md).",
+    )
     backend: Backend = _setting(
         "auto",
         "Where data comes from: `remote` (ScyllaDB, DynamoDB, catalog service), `embedded` "
@@ -260,6 +265,7 @@ class Settings:
     def validate(self) -> None:
         positive = (
             "port",
+            "workers",
             "request_deadline_ms",
             "max_in_flight",
             "max_in_flight_writes",
