@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -45,6 +45,9 @@ from app.sources.base import (
     ModelStore,
 )
 from app.sources.cache import BatchCache
+
+if TYPE_CHECKING:
+    from app.sources.embedded import EmbeddedBackend
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,11 @@ class State(TypedDict):
     models: ModelTracker
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, embedded: EmbeddedBackend | None = None
+) -> FastAPI:
+    """The app; `embedded` is the embedded backend's data when it was loaded already (by the
+    parent of pre-forked workers, once for all of them): the lifespan then serves from it."""
     settings = settings or Settings.from_env()
     settings.check_serving()
     metrics = Metrics()
@@ -93,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="recs",
         version="0.1.0",
         summary="Personalized feed, similar items and popular lists for a marketplace.",
-        lifespan=_lifespan(settings, metrics, lifecycle),
+        lifespan=_lifespan(settings, metrics, lifecycle, embedded),
         max_body_size=None,  # RequestMiddleware enforces RECS_MAX_BODY_BYTES, answering JSON
         telemetry=FASTAPI_TELEMETRY,
         # Swagger UI from the service's own files (below), not a CDN; no ReDoc.
@@ -166,14 +173,19 @@ def _document(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return document
 
 
-def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any:
+def _lifespan(
+    settings: Settings,
+    metrics: Metrics,
+    lifecycle: Lifecycle,
+    embedded: EmbeddedBackend | None,
+) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             if settings.use_remote:
                 sources = await _remote_sources(settings, metrics, stack)
             else:
-                sources = await _embedded_sources(settings)
+                sources = await _embedded_sources(settings, embedded)
             models = ModelTracker(
                 sources.models,
                 refresh_s=settings.model_refresh_s,
@@ -334,10 +346,12 @@ async def _warm_up(interactions: InteractionReader, catalog: CatalogReader) -> N
                     log.warning(f"{name} warm-up failed", extra={"error": repr(exc)})
 
 
-async def _embedded_sources(settings: Settings) -> Sources:
+async def _embedded_sources(settings: Settings, loaded: EmbeddedBackend | None) -> Sources:
     from app.sources.embedded import EmbeddedBackend
 
-    backend = await asyncio.to_thread(EmbeddedBackend.load, Path(settings.embedded_data_dir))
+    backend = loaded
+    if backend is None:
+        backend = await asyncio.to_thread(EmbeddedBackend.load, Path(settings.embedded_data_dir))
     return Sources(
         models=backend,
         interactions=backend,
