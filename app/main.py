@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,6 +365,13 @@ def _state_metrics(
     sources: Sources, models: ModelTracker, lifecycle: Lifecycle
 ) -> Iterator[Metric]:
     """Gauges read at scrape time."""
+    yield gauge(
+        "recs_process_id",
+        "The process that answered this scrape: one of the workers when RECS_WORKERS > 1, "
+        "each with metrics of its own.",
+        {},
+        os.getpid(),
+    )
     yield gauge("recs_requests_in_flight", "Requests being served.", {}, lifecycle.in_flight)
     yield gauge("recs_draining", "1 while shutting down.", {}, float(lifecycle.draining))
     snapshot = models.current
