@@ -88,11 +88,28 @@ class State(TypedDict):
     models: ModelTracker
 
 
-def create_app(
-    settings: Settings | None = None, *, embedded: EmbeddedBackend | None = None
-) -> FastAPI:
-    """The app; `embedded` is the embedded backend's data when it was loaded already (by the
-    parent of pre-forked workers, once for all of them): the lifespan then serves from it."""
+@dataclass(frozen=True, slots=True)
+class Preloaded:
+    """The embedded backend's data and its indexed model versions, loaded before the app
+    starts: by the parent of pre-forked workers, once for all of them (app.workers)."""
+
+    backend: EmbeddedBackend
+    models: ModelTracker
+
+
+def preload_embedded(settings: Settings) -> Preloaded:
+    """Loads RECS_EMBEDDED_DATA_DIR and indexes its embeddings (blocking: no loop runs)."""
+    from app.sources.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend.load(Path(settings.embedded_data_dir))
+    models = _model_tracker(settings, backend)
+    asyncio.run(models.refresh())
+    return Preloaded(backend, models)
+
+
+def create_app(settings: Settings | None = None, *, preloaded: Preloaded | None = None) -> FastAPI:
+    """The app; with `preloaded`, the lifespan serves from it instead of loading the embedded
+    data folder itself."""
     settings = settings or Settings.from_env()
     settings.check_serving()
     metrics = Metrics()
@@ -101,7 +118,7 @@ def create_app(
         title="recs",
         version="0.1.0",
         summary="Personalized feed, similar items and popular lists for a marketplace.",
-        lifespan=_lifespan(settings, metrics, lifecycle, embedded),
+        lifespan=_lifespan(settings, metrics, lifecycle, preloaded),
         max_body_size=None,  # RequestMiddleware enforces RECS_MAX_BODY_BYTES, answering JSON
         telemetry=FASTAPI_TELEMETRY,
         # Swagger UI from the service's own files (below), not a CDN; no ReDoc.
@@ -178,7 +195,7 @@ def _lifespan(
     settings: Settings,
     metrics: Metrics,
     lifecycle: Lifecycle,
-    embedded: EmbeddedBackend | None,
+    preloaded: Preloaded | None,
 ) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -186,12 +203,12 @@ def _lifespan(
             if settings.use_remote:
                 sources = await _remote_sources(settings, metrics, stack)
             else:
-                sources = await _embedded_sources(settings, embedded)
-            models = ModelTracker(
-                sources.models,
-                refresh_s=settings.model_refresh_s,
-                embeddings=EmbeddingLimits.from_settings(settings),
-            )
+                backend = preloaded.backend if preloaded is not None else None
+                sources = await _embedded_sources(settings, backend)
+            if preloaded is not None:
+                models = preloaded.models
+            else:
+                models = _model_tracker(settings, sources.models)
             try:
                 await models.refresh()
             except Exception as exc:  # serve 503 until the store answers (readiness says so)
@@ -225,6 +242,14 @@ def _lifespan(
             log.info("shutting down: closing clients")
 
     return lifespan
+
+
+def _model_tracker(settings: Settings, store: ModelStore) -> ModelTracker:
+    return ModelTracker(
+        store,
+        refresh_s=settings.model_refresh_s,
+        embeddings=EmbeddingLimits.from_settings(settings),
+    )
 
 
 async def _remote_sources(

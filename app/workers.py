@@ -1,8 +1,9 @@
 """Pre-forked workers: with `RECS_WORKERS` > 1, that many processes serve one socket.
 
 The parent binds the socket and builds the app, with the embedded backend's data loaded
-once; it freezes the garbage collector, so that the workers' collections never write to
-those objects and their pages stay shared copy-on-write, and forks the workers. Each worker
+and its embeddings indexed once; it freezes the garbage collector, so that the workers'
+collections never write to those objects and their pages stay shared copy-on-write, and
+forks the workers. Each worker
 runs uvicorn on the inherited socket and its own lifespan: clients (CQL driver threads,
 aiohttp sessions) are built after the fork, never shared between processes.
 
@@ -25,15 +26,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 from app.config import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from app.sources.embedded import EmbeddedBackend
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +51,12 @@ Outcome = Literal["ended", "restart", "fail"]
 def serve(settings: Settings, run: Callable[[FastAPI, socket.socket], None]) -> int:
     """Serve from `settings.workers` processes, each calling `run(app, sock)`; returns the
     parent's exit status."""
-    from app.main import create_app
+    from app.main import create_app, preload_embedded
 
     sock = bind(settings.host, settings.port)
-    app = create_app(settings, embedded=_preload(settings))
+    # Remote backend: each worker connects in its lifespan, after the fork.
+    preloaded = None if settings.use_remote else preload_embedded(settings)
+    app = create_app(settings, preloaded=preloaded)
     # Whatever RECS_GC_FREEZE says: this keeps the loaded data's pages shared.
     gc.collect()
     gc.freeze()
@@ -83,14 +83,6 @@ def bind(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
-
-
-def _preload(settings: Settings) -> EmbeddedBackend | None:
-    if settings.use_remote:
-        return None  # each worker connects in its lifespan, after the fork
-    from app.sources.embedded import EmbeddedBackend
-
-    return EmbeddedBackend.load(Path(settings.embedded_data_dir))
 
 
 def after_exit(code: int, *, stopping: bool) -> Outcome:
