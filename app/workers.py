@@ -1,11 +1,18 @@
-"""Pre-forked workers: with `RECS_WORKERS` > 1, that many processes serve one socket.
+"""Pre-forked workers: with `RECS_WORKERS` > 1, that many processes serve one port.
 
-The parent binds the socket and builds the app, with the embedded backend's data loaded
+The parent binds the port and builds the app, with the embedded backend's data loaded
 and its embeddings indexed once; it freezes the garbage collector, so that the workers'
 collections never write to those objects and their pages stay shared copy-on-write, and
-forks the workers. Each worker
-runs uvicorn on the inherited socket and its own lifespan: clients (CQL driver threads,
-aiohttp sessions) are built after the fork, never shared between processes.
+forks the workers. Each worker runs uvicorn on an inherited socket and its own lifespan:
+clients (CQL driver threads, aiohttp sessions) are built after the fork, never shared
+between processes.
+
+Each worker slot has a socket of its own, all bound to the port with SO_REUSEPORT, so that
+the kernel spreads new connections evenly over the workers. On one shared socket, the worker
+that wakes first accepts every connection waiting, and a client that opens its connections
+at once (a load balancer's pool, a load generator) may find them all on one worker. The
+parent keeps the sockets: a worker started again serves its predecessor's, with the
+connections that waited in it.
 
 The parent serves nothing. It waits for signals: SIGTERM or SIGINT is passed on to every
 worker as SIGTERM (each drains as a single process does), a worker that ends unasked is
@@ -49,11 +56,11 @@ Outcome = Literal["ended", "restart", "fail"]
 
 
 def serve(settings: Settings, run: Callable[[FastAPI, socket.socket], None]) -> int:
-    """Serve from `settings.workers` processes, each calling `run(app, sock)`; returns the
-    parent's exit status."""
+    """Serve from `settings.workers` processes, each calling `run(app, its socket)`; returns
+    the parent's exit status."""
     from app.main import create_app, preload_embedded
 
-    sock = bind(settings.host, settings.port)
+    sockets = bind(settings.host, settings.port, settings.workers)
     # Remote backend: each worker connects in its lifespan, after the fork.
     preloaded = None if settings.use_remote else preload_embedded(settings)
     app = create_app(settings, preloaded=preloaded)
@@ -64,25 +71,37 @@ def serve(settings: Settings, run: Callable[[FastAPI, socket.socket], None]) -> 
         "serving from workers",
         extra={"workers": settings.workers, "address": f"{settings.host}:{settings.port}"},
     )
+
+    def work(slot: int) -> None:
+        for other, sock in enumerate(sockets):
+            if other != slot:
+                sock.close()
+        run(app, sockets[slot])
+
     supervisor = Supervisor(
-        settings.workers,
-        work=lambda: run(app, sock),
-        stop_timeout_s=settings.shutdown_grace_s + CLOSE_MARGIN_S,
+        settings.workers, work, stop_timeout_s=settings.shutdown_grace_s + CLOSE_MARGIN_S
     )
     try:
         return supervisor.run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket all workers accept from (each one's uvicorn calls listen)."""
+def bind(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` sockets bound to `host:port` together (SO_REUSEPORT); each worker's uvicorn
+    calls listen on its own."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
+    sockets: list[socket.socket] = []
+    for _ in range(count):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        port = sock.getsockname()[1]  # port 0: the others take the port the first got
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
 
 
 def after_exit(code: int, *, stopping: bool) -> Outcome:
@@ -102,12 +121,12 @@ class _Worker:
 
 # Not uvicorn.supervisors.Multiprocess: it spawns its workers, which then share no memory.
 class Supervisor:
-    """Keeps `count` forked workers running `work` until SIGTERM or SIGINT."""
+    """Keeps `count` forked workers running `work(slot)` until SIGTERM or SIGINT."""
 
     def __init__(
         self,
         count: int,
-        work: Callable[[], None],
+        work: Callable[[int], None],
         *,
         stop_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
@@ -181,12 +200,12 @@ class Supervisor:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self._be_worker(parent, blocked)
+            self._be_worker(slot, parent, blocked)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.workers[pid] = _Worker(slot, self._clock())
         log.info("worker started", extra={"pid": pid, "slot": slot})
 
-    def _be_worker(self, parent: int, blocked: Iterable[int]) -> NoReturn:
+    def _be_worker(self, slot: int, parent: int, blocked: Iterable[int]) -> NoReturn:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
@@ -198,7 +217,7 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             _exit_with(parent)
-            self._work()
+            self._work(slot)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1

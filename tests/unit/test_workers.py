@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.workers import STARTUP_FAILURE, Supervisor, after_exit
+from app.workers import STARTUP_FAILURE, Supervisor, after_exit, bind
 from tests.support import wait_for
 
 DEADLINE_S = 30.0
@@ -37,7 +38,7 @@ def test_what_a_workers_end_means(code: int, stopping: bool, outcome: str) -> No
     assert after_exit(code, stopping=stopping) == outcome
 
 
-def _sleep() -> None:
+def _sleep(slot: int = 0) -> None:
     time.sleep(DEADLINE_S * 2)
 
 
@@ -83,12 +84,12 @@ def test_sigterm_stops_every_worker_and_returns_zero() -> None:
 
 def test_the_signal_handlers_are_given_back() -> None:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    assert Supervisor(1, lambda: sys.exit(STARTUP_FAILURE), stop_timeout_s=1).run() == 3
+    assert Supervisor(1, lambda _: sys.exit(STARTUP_FAILURE), stop_timeout_s=1).run() == 3
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
 
 
 def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
-    def die_once() -> None:
+    def die_once(slot: int) -> None:
         (tmp_path / str(os.getpid())).touch()
         if len(list(tmp_path.iterdir())) == 1:
             os._exit(1)
@@ -99,7 +100,7 @@ def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_fails_to_start_stops_the_others(tmp_path: Path) -> None:
-    def first_fails() -> None:
+    def first_fails(slot: int) -> None:
         try:
             (tmp_path / "failed").open("x").close()
         except FileExistsError:
@@ -113,7 +114,7 @@ def test_a_worker_that_fails_to_start_stops_the_others(tmp_path: Path) -> None:
 
 
 def test_a_worker_deaf_to_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
-    def deaf() -> None:
+    def deaf(slot: int) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         (tmp_path / "deaf").touch()
         _sleep()
@@ -121,3 +122,26 @@ def test_a_worker_deaf_to_sigterm_is_killed_after_the_timeout(tmp_path: Path) ->
     supervisor = Supervisor(1, deaf, stop_timeout_s=0.5)
     assert _supervise(supervisor, (tmp_path / "deaf").exists) == 1
     assert supervisor.workers == {}
+
+
+def test_the_workers_sockets_share_the_port_and_its_connections() -> None:
+    sockets = bind("127.0.0.1", 0, 2)
+    clients = []
+    try:
+        assert len({sock.getsockname() for sock in sockets}) == 1
+        assert all(sock.get_inheritable() for sock in sockets)
+        for sock in sockets:
+            sock.listen(64)
+            sock.setblocking(False)
+        clients = [socket.create_connection(sockets[0].getsockname()) for _ in range(32)]
+        accepted = [0, 0]
+        for n, sock in enumerate(sockets):
+            with suppress(BlockingIOError):
+                while True:
+                    sock.accept()[0].close()
+                    accepted[n] += 1
+        # Spread by a hash of each connection's address: all 32 on one side is 1 in 2**31.
+        assert sum(accepted) == 32 and min(accepted) > 0, accepted
+    finally:
+        for sock in [*sockets, *clients]:
+            sock.close()
