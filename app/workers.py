@@ -92,13 +92,18 @@ def bind(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` sockets bound to `host:port` together (SO_REUSEPORT); each worker's uvicorn
     calls listen on its own."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # Without SO_REUSEPORT, this bind fails if anything listens on the port; the sockets
+    # below would join another service of ours that set SO_REUSEPORT too, and split its load.
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]  # port 0 asks for a free one
     sockets: list[socket.socket] = []
     for _ in range(count):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        port = sock.getsockname()[1]  # port 0: the others take the port the first got
         sock.set_inheritable(True)
         sockets.append(sock)
     return sockets

@@ -145,3 +145,12 @@ def test_the_workers_sockets_share_the_port_and_its_connections() -> None:
     finally:
         for sock in [*sockets, *clients]:
             sock.close()
+
+
+def test_a_port_something_listens_on_is_refused() -> None:
+    with socket.socket() as other:  # another service, sharing the port if asked to
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with pytest.raises(OSError, match="in use"):
+            bind("127.0.0.1", other.getsockname()[1], 2)
