@@ -17,6 +17,8 @@ DEMO_DIR ?= data/demo
 # feed cursors: development values, never to be used outside your machine.
 DEV_API_KEY ?= dev-key
 DEV_CURSOR_SECRET ?= dev-cursor-secret
+# `make run` serves from one process per core (RECS_WORKERS, docs/deployment.md#workers).
+RUN_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: help install tools run dev test lint typecheck pytest stack-up stack-down stack-status \
 	loadtest bench bench-load movielens quality
@@ -40,7 +42,7 @@ tools: ## pinned Go tools (kustomize, vegeta) into the cache
 run: install ## the service on :8000 from the embedded demo data (generated on first use)
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
 	RECS_BACKEND=embedded RECS_EMBEDDED_DATA_DIR=$(DEMO_DIR) RECS_API_KEYS=$(DEV_API_KEY) \
-		RECS_CURSOR_SECRET=$(DEV_CURSOR_SECRET) \
+		RECS_CURSOR_SECRET=$(DEV_CURSOR_SECRET) RECS_WORKERS=$(RUN_WORKERS) \
 		exec $(BIN)/python -m app
 
 dev: stack-up ## the service on :8000 against the local stack, loaded with the demo data

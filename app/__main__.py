@@ -1,13 +1,17 @@
-"""`python -m app`: one uvicorn process (uvloop, httptools) serving the app, through the
-bounded protocol of `app.server`."""
+"""`python -m app`: uvicorn (uvloop, httptools) serving the app, through the bounded protocol
+of `app.server`: in this process, or in `RECS_WORKERS` forked ones (`app.workers`)."""
 
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
+from app import workers
 from app.api.middleware import Lifecycle
 from app.config import Settings
 from app.main import create_app
@@ -39,7 +43,13 @@ def main() -> None:
     settings = Settings.from_env()
     app_logging.configure(settings.log_level)
     logging.getLogger("app").info("starting", extra={"settings": settings.public_dict()})
-    app = create_app(settings)
+    if settings.workers > 1:
+        sys.exit(workers.serve(settings, lambda app, sock: _serve(app, settings, [sock])))
+    _serve(create_app(settings), settings)
+
+
+def _serve(app: FastAPI, settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+    """uvicorn on `settings.host:port`, or on `sockets` bound already."""
     limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
@@ -61,7 +71,7 @@ def main() -> None:
         timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
-    _Server(config, app.state.lifecycle).run()
+    _Server(config, app.state.lifecycle).run(sockets)
 
 
 if __name__ == "__main__":

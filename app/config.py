@@ -131,6 +131,11 @@ class Settings(BaseSettings):
     # --- Serving -----------------------------------------------------------------------
     host: str = _setting("127.0.0.1", "Interface uvicorn binds (0.0.0.0 in containers).")
     port: PositiveInt = _setting(8000, "HTTP port.")
+    workers: PositiveInt = _setting(
+        1,
+        "Processes serving the port. 1 in Kubernetes (scale with replicas); on one machine, "
+        "its cores: the embedded data is loaded once and shared (docs/deployment.md).",
+    )
     backend: Annotated[Backend, _one_of(Backend)] = _setting(
         "auto",
         "Where data comes from: `remote` (ScyllaDB, DynamoDB, catalog service), `embedded` "

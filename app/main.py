@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -46,6 +47,9 @@ from app.sources.base import (
     ModelStore,
 )
 from app.sources.cache import BatchCache
+
+if TYPE_CHECKING:
+    from app.sources.embedded import EmbeddedBackend
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,28 @@ class State(TypedDict):
     models: ModelTracker
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class Preloaded:
+    """The embedded backend's data and its indexed model versions, loaded before the app
+    starts: by the parent of pre-forked workers, once for all of them (app.workers)."""
+
+    backend: EmbeddedBackend
+    models: ModelTracker
+
+
+def preload_embedded(settings: Settings) -> Preloaded:
+    """Loads RECS_EMBEDDED_DATA_DIR and indexes its embeddings (blocking: no loop runs)."""
+    from app.sources.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend.load(Path(settings.embedded_data_dir))
+    models = _model_tracker(settings, backend)
+    asyncio.run(models.refresh())
+    return Preloaded(backend, models)
+
+
+def create_app(settings: Settings | None = None, *, preloaded: Preloaded | None = None) -> FastAPI:
+    """The app; with `preloaded`, the lifespan serves from it instead of loading the embedded
+    data folder itself."""
     settings = settings or Settings.from_env()
     settings.check_serving()
     metrics = Metrics()
@@ -102,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="recs",
         version="0.1.0",
         summary="Personalized feed, similar items and popular lists for a marketplace.",
-        lifespan=_lifespan(settings, metrics, lifecycle),
+        lifespan=_lifespan(settings, metrics, lifecycle, preloaded),
         max_body_size=None,  # RequestMiddleware enforces RECS_MAX_BODY_BYTES, answering JSON
         telemetry=FASTAPI_TELEMETRY,
         # Swagger UI from the service's own files (below), not a CDN; no ReDoc.
@@ -175,19 +200,24 @@ def _document(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return document
 
 
-def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any:
+def _lifespan(
+    settings: Settings,
+    metrics: Metrics,
+    lifecycle: Lifecycle,
+    preloaded: Preloaded | None,
+) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with contextlib.AsyncExitStack() as stack:
             if settings.use_remote:
                 sources = await _remote_sources(settings, metrics, stack)
             else:
-                sources = await _embedded_sources(settings)
-            models = ModelTracker(
-                sources.models,
-                refresh_s=settings.model_refresh_s,
-                embeddings=EmbeddingLimits.from_settings(settings),
-            )
+                backend = preloaded.backend if preloaded is not None else None
+                sources = await _embedded_sources(settings, backend)
+            if preloaded is not None:
+                models = preloaded.models
+            else:
+                models = _model_tracker(settings, sources.models)
             try:
                 await models.refresh()
             except Exception as exc:  # serve 503 until the store answers (readiness says so)
@@ -221,6 +251,14 @@ def _lifespan(settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> Any
             log.info("shutting down: closing clients")
 
     return lifespan
+
+
+def _model_tracker(settings: Settings, store: ModelStore) -> ModelTracker:
+    return ModelTracker(
+        store,
+        refresh_s=settings.model_refresh_s,
+        embeddings=EmbeddingLimits.from_settings(settings),
+    )
 
 
 async def _remote_sources(
@@ -343,10 +381,12 @@ async def _warm_up(interactions: InteractionReader, catalog: CatalogReader) -> N
                     log.warning(f"{name} warm-up failed", extra={"error": repr(exc)})
 
 
-async def _embedded_sources(settings: Settings) -> Sources:
+async def _embedded_sources(settings: Settings, loaded: EmbeddedBackend | None) -> Sources:
     from app.sources.embedded import EmbeddedBackend
 
-    backend = await asyncio.to_thread(EmbeddedBackend.load, Path(settings.embedded_data_dir))
+    backend = loaded
+    if backend is None:
+        backend = await asyncio.to_thread(EmbeddedBackend.load, Path(settings.embedded_data_dir))
     return Sources(
         models=backend,
         interactions=backend,
@@ -359,6 +399,13 @@ def _state_metrics(
     sources: Sources, models: ModelTracker, lifecycle: Lifecycle
 ) -> Iterator[Metric]:
     """Gauges read at scrape time."""
+    yield gauge(
+        "recs_process_id",
+        "The process that answered this scrape: one of the workers when RECS_WORKERS > 1, "
+        "each with metrics of its own.",
+        {},
+        os.getpid(),
+    )
     yield gauge("recs_requests_in_flight", "Requests being served.", {}, lifecycle.in_flight)
     yield gauge("recs_draining", "1 while shutting down.", {}, float(lifecycle.draining))
     snapshot = models.current

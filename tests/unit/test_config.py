@@ -35,6 +35,7 @@ def test_reads_typed_values_from_recs_variables() -> None:
     ("env", "message"),
     [
         ({"RECS_PORT": "eighty"}, "RECS_PORT"),
+        ({"RECS_WORKERS": "0"}, "RECS_WORKERS"),
         ({"RECS_BACKEND": "cloud"}, "RECS_BACKEND"),
         ({"RECS_GC_FREEZE": "maybe"}, "RECS_GC_FREEZE"),
         ({"RECS_EVENT_WEIGHTS": "view=1"}, "RECS_EVENT_WEIGHTS"),
