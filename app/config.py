@@ -241,8 +241,8 @@ class Settings(BaseSettings):
         "The oldest catalog metadata ever served (0: no cache): an entry this old is reloaded "
         "before it is served again.",
     )
-    # 30 s, not 10: every item asked for past this age is reloaded; at 10 s the feed cost 3 to
-    # 7 % more CPU in the bench, and on a busy box its p99 nearly doubled (docs/performance.md).
+    # Below the TTL so that items shown often never expire on a request's path; not much lower,
+    # since every reload costs the service CPU (docs/performance.md).
     catalog_cache_refresh_s: PositiveFloat = _setting(
         30.0,
         "A cached catalog entry asked for once it is this old is answered from the cache and "

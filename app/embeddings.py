@@ -177,8 +177,8 @@ class IndexConfig:
 def estimate_index_bytes(count: int, dim: int, m: int) -> int:
     """Resident size of a version: its float32 vectors twice (the table's and the graph's)
     and the graph's links (2m 4-byte links on the base layer, plus the upper layers and
-    offsets: 64 bytes). A million 64-dimension vectors at m 32: 832 MB estimated, 823 MB
-    measured (docs/embeddings.md)."""
+    offsets: 64 bytes). A million 64-dimension vectors at m 32: 832 MB (docs/embeddings.md
+    compares it with the measured size)."""
     return count * (2 * 4 * dim + 4 * 2 * m + 64)
 
 

@@ -287,8 +287,8 @@ class Recommender:
         if query.region is None:
             # Without the region rerank a page is the first usable neighbours in list order:
             # the catalog is asked for twice a page's worth, and for the rest only when
-            # inactive or unknown items leave that page short (24 instead of about 45 keys
-            # for a page of 12: docs/performance.md).
+            # inactive or unknown items leave that page short (about half the keys of a
+            # reranked page: docs/performance.md).
             head = similar_candidates(neighbour_list, drop=drop, count=2 * query.limit)
             if len(head) == 2 * query.limit:
                 catalog = await self._catalog_items([c.item_id for c in head], request)

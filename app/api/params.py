@@ -1,13 +1,12 @@
 """A read route's parameters as one Pydantic model, validated in one call per request.
 
 FastAPI handles each declared parameter on its own and re-inspects its annotation on every
-request (fastapi/fastapi#13824); one model for the similar-items route's five took its CPU
-in-process from 212 to 169 µs per request (docs/performance.md). The hot read routes
-therefore declare only the request; their path and query parameters are the fields of one
-model, validated here, and documented from the same model, so the OpenAPI document and the
-validation cannot drift apart. A refusal is the `RequestValidationError` FastAPI would
-raise, with the same locations (`path`, `query`), so the error handler answers it with the
-same 400.
+request (fastapi/fastapi#13824); one model per route validates them all in one call, for
+less CPU (docs/performance.md). The hot read routes therefore declare only the request;
+their path and query parameters are the fields of one model, validated here, and documented
+from the same model, so the OpenAPI document and the validation cannot drift apart. A
+refusal is the `RequestValidationError` FastAPI would raise, with the same locations
+(`path`, `query`), so the error handler answers it with the same 400.
 """
 
 from __future__ import annotations

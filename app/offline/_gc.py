@@ -2,7 +2,7 @@
 
 The offline builders allocate millions of small acyclic containers (rows, per-item
 dicts, session lists). Each allocation burst triggers collections that re-scan
-everything built so far: 30-50 % of the run time, for no garbage found. Reference
+everything built so far: a large share of the run time, for no garbage found. Reference
 counting still frees everything; only cycles wait until the pause ends.
 """
 

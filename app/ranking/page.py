@@ -159,8 +159,8 @@ PopularCandidates = Mapping[str, Sequence[Scored]]
 
 def popular_pool(lists: Mapping[str, ScoredList]) -> dict[str, tuple[Scored, ...]]:
     """Every popular list as page candidates, built once per popular version: a request then
-    only picks from them (the fill takes ~100 per feed request; building them per request
-    cost 108-129 us of a feed request, picking them 22-26 us: docs/performance.md)."""
+    only picks from them (the fill takes ~100 per feed request, and building them is what
+    costs: docs/performance.md)."""
     return {
         segment: tuple(
             Scored(item_id, score, SOURCE_POPULAR, segment)

@@ -94,9 +94,8 @@ def top_candidates(
 ) -> list[Scored]:
     """The `count` best candidates not in `drop`, best first, ties broken by id for stable pages."""
     # Sorting the bare scores (floats: a fast C sort) gives the cut-off; only candidates at or
-    # above it are paired with their ids and sorted. heapq.nsmallest did one Python-level
-    # step per candidate: 190 against 60 us for the feed's ~450 candidates, 380 against 190
-    # for 2,500 (80 kept).
+    # above it are paired with their ids and sorted. heapq.nsmallest, one Python-level step
+    # per candidate, is slower (docs/performance.md).
     kept = [score for item_id, score in scores.items() if item_id not in drop]
     cutoff = float("-inf")
     if len(kept) > count > 0:

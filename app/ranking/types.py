@@ -30,7 +30,7 @@ class Scored(NamedTuple):
 
     Immutable (the popular fill's candidates are built once and shared by every request) and
     cheap to build: a request builds one per neighbour or top candidate, 45 to 80 of them,
-    and a NamedTuple costs 414 ns here against 970 ns for a frozen slotted dataclass."""
+    and a NamedTuple builds in half a frozen slotted dataclass's time (docs/performance.md)."""
 
     item_id: str
     score: float

@@ -5,7 +5,7 @@ model: every attribute value of every item is visited as a structure of 10 membe
 be returned as it was, except for binary values (B, BS: base64 decoded to bytes). Here an
 item whose values hold no binary is returned as decoded; anything else, and every other
 shape, goes through botocore's walk. The body is decoded by orjson, in about half of json's
-time. Imported by `connect` only: botocore's parsers cost about 0.2 s to import.
+time. Imported by `connect` only: botocore's parsers are slow to import.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ class AttributeValueParser(AioJSONParser):
 class ParserFactory(AioResponseParserFactory):
     """One parser per protocol for the client's life. botocore asks for a new parser for
     every response, and a parser holds a bound method of itself (a reference cycle): two
-    parsers and a bound method per Query left for the garbage collector, 42 % of the feed's
-    cyclic garbage (docs/performance.md). A parser keeps no state between calls."""
+    parsers and a bound method per Query left for the garbage collector
+    (docs/performance.md). A parser keeps no state between calls."""
 
     def __init__(self) -> None:
         super().__init__()

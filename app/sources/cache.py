@@ -17,13 +17,12 @@ Both are `BatchCache`s:
 - a load that outlives the caller's timeout keeps running and fills the cache for the next
   request; the caller gets what was cached and `complete=False`;
 - over its memory bound a cache evicts the entry used longest ago. With a TTL, "used" means
-  loaded: a hit does not reorder (moving the entry was close to half of the hit path's time with
-  50,000 items cached), and every item asked for past its refresh age is reloaded, which
-  moves it to the young end; without a TTL (neighbour lists), a hit reorders: true LRU;
+  loaded: a hit does not reorder (moving the entry would be a large part of a hit's cost),
+  and every item asked for past its refresh age is reloaded, which moves it to the young end;
+  without a TTL (neighbour lists), a hit reorders: true LRU;
 - a reload updates its entry in place and keeps the cached value when the store returned equal
   data: refreshing thousands of unchanged items leaves no new object behind for the garbage
-  collector's next young-generation pass to scan (a pass over such objects cost 15 to 30 ms
-  here, docs/performance.md).
+  collector's next young-generation pass to scan (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -50,15 +49,11 @@ class _Absent:
 
 _ABSENT: Final = _Absent()
 
-# Keys queued for a background reload within this window go out together. A reload call has
-# a fixed cost (about 0.5 ms of CPU for the catalog's); with a 50 ms window the service made
-# 15 to 20 small calls a second under the bench's load, with this one about half as many
-# for as many keys. It only adds to an entry's age past its refresh age, 30 times longer.
+# Keys queued for a background reload within this window go out together: a reload call has
+# a fixed CPU cost. It only adds to an entry's age past its refresh age, many times longer.
 REFRESH_WINDOW_S: Final = 1.0
 # A window's keys are reloaded in slices of at most this many, one slice after the other, so
-# the loop handles one slice's answer at a time (200 catalog items: 1 to 2.5 ms of CPU in
-# all). A window's 1,700 keys at once (similar items at 1,000 requests a second) took the
-# loop lag's p99 from 3.7 to 7.0 ms (docs/performance.md).
+# the loop handles one slice's answer at a time and no burst stalls it (docs/performance.md).
 REFRESH_BATCH: Final = 200
 
 

@@ -7,8 +7,8 @@ It knows the catalog only by base URL and response contract:
                            "active"}, ...]}
 
 The ids go in the body, not in `GET /items?ids=...`: httpx encodes and checks a query string
-in Python, character by character, which cost about 0.4 ms of CPU per 100 ids here against
-0.1 ms for the same request with a JSON body (docs/performance.md).
+in Python, character by character, at several times the CPU of a JSON body
+(docs/performance.md).
 
 Unknown ids are simply absent. The client takes a ready `httpx.AsyncClient` (built once in the
 lifespan by `build_http_client`), so tests can hand it any transport.
@@ -101,8 +101,7 @@ def build_http_client(
 ) -> httpx.AsyncClient:
     """An httpx client on the aiohttp transport, keep-alive pool sized from settings.
 
-    httpx's default transport costs about 1.2 to 2 ms of CPU per call on this machine against
-    about 0.4 ms through aiohttp (docs/performance.md has the measurement).
+    httpx's default transport costs more CPU per call than aiohttp's (docs/performance.md).
     """
     from httpx_aiohttp import AiohttpTransport
 

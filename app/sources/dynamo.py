@@ -15,8 +15,8 @@ Item layout (table `RECS_DYNAMODB_TABLE`), one item per event:
 The sort key holds the event id, so writing the same event twice writes the same item:
 storage is idempotent by event id without a conditional write.
 
-`connect` builds the process's one client. Of the feed's CPU, the DynamoDB Query was about
-half (1.7-2.0 ms per call here, docs/performance.md); three parts of it are avoidable without
+`connect` builds the process's one client. The DynamoDB Query is a large share of the feed's
+CPU (docs/performance.md); three parts of it are avoidable without
 leaving aioboto3 (`app.sources._dynamodb_parsing`): botocore walks every attribute value
 through the model's 10-member AttributeValue shape to return what the JSON already holds,
 builds a new response parser (a reference cycle) for every response, and rebuilds the
@@ -68,9 +68,7 @@ def connect(
     """An aioboto3 DynamoDB client (enter it once per process), with three CPU savings:
     responses parsed by `_dynamodb_parsing.AttributeValueParser`, one such parser for the
     client's life (`ParserFactory`), and a fixed User-Agent (a supplied one is used as is
-    instead of being rebuilt per call). Measured: 2.0 -> 1.4 ms of CPU per feed Query for the
-    parser and User-Agent; young GC collections per 1,000 Queries 10 -> 4 for the reuse
-    (docs/performance.md)."""
+    instead of being rebuilt per call). docs/performance.md has what each saves."""
     import aioboto3
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession

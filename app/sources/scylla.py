@@ -83,8 +83,8 @@ def skip_reactor_exit_join() -> None:
 
     scylla-driver 3.29's libev reactor joins its loop thread at exit with a 5 s timeout, and
     the thread never ends (its loop stops an unref'd watcher, so libev's count of active
-    watchers never reaches zero): every CLI command took 5.4 s longer. Clusters are shut down
-    explicitly before exit, so the hook has nothing left to clean; the thread is a daemon.
+    watchers never reaches zero; docs/threadpool.md). Clusters are shut down explicitly
+    before exit, so the hook has nothing left to clean; the thread is a daemon.
     """
     import atexit
 
