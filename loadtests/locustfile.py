@@ -496,8 +496,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
         print(f"locustfile: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     # Locust arms --run-time with gevent.spawn_later, relative to the event loop's cached
-    # clock, which has not moved since the imports (1-2 s on a busy box; runs ended that much
-    # early): refresh it so a run lasts what -t says.
+    # clock, which has not moved since the imports (seconds on a busy box, by which a run would
+    # end early): refresh it so a run lasts what -t says.
     gevent.get_hub().loop.update_now()
 
 

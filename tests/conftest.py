@@ -68,10 +68,9 @@ def test_env(stack_env: dict[str, str], catalog_service: CatalogProcess) -> dict
         "RECS_BACKEND": "remote",
         "RECS_CURSOR_SECRET": "test-cursor-secret",
         # Cassandra 5 on this shared 2-core box stands in for ScyllaDB; under the suite's own
-        # load its reads outlive the production timeout (100 ms) now and then (CI of
-        # 2026-11-29: one read in each of two runs of three). The suite's services wait up
-        # to the request deadline instead, so a test fails on behaviour, not on the stand-in's
-        # tail; the tests of timeouts and outages freeze the servers outright.
+        # load its reads outlive the production timeout (100 ms) now and then. The suite's
+        # services wait up to the request deadline instead, so a test fails on behaviour, not
+        # on the stand-in's tail; the tests of timeouts and outages freeze the servers outright.
         "RECS_SCYLLA_TIMEOUT_MS": "250",
     }
 

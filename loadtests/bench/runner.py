@@ -424,8 +424,8 @@ class Bench:
         fixed_s: float | None = None,
     ) -> EndpointRuns:
         """The product's runs of one endpoint: its knee, then 50 % and 70 % of it. A disturbed
-        run (`_disturbed`: on this shared box, another engineer's fault test freezing the
-        stack) is measured once more; the first attempt stays in results.json."""
+        run (`_disturbed`: another job on the shared stack, such as a fault test freezing it)
+        is measured once more; the first attempt stays in results.json."""
         self.warm_up(server, variant, targets)
         saturation = self.saturate(server, variant, endpoint, targets)
         if saturation.throughput < plan.RETRY_KNEE_SHARE * saturation.closed_loop and any(

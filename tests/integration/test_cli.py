@@ -361,7 +361,7 @@ def test_built_neighbours_and_popular_files_load(cli: Cli) -> None:
 
 
 def test_a_command_exits_as_soon_as_it_is_done(cli: Cli) -> None:
-    """The driver's libev reactor used to hold every command 5 s after its work was done."""
+    """The driver's libev reactor must not hold a command 5 s at exit once its work is done."""
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli.main", "versions", "list"],
         env={**os.environ, **cli.env, "PYTHONUNBUFFERED": "1"},

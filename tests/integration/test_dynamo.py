@@ -234,8 +234,8 @@ async def test_the_service_client_reads_what_stock_aioboto3_reads(
 async def test_queries_leave_no_parser_for_the_garbage_collector(
     client: Any, settings: Settings
 ) -> None:
-    """botocore asks for a parser per response; a parser is a reference cycle, so a parser
-    per Query was most of the feed's cyclic garbage. The service's client reuses one."""
+    """botocore asks for a parser per response, and a parser is a reference cycle: a parser
+    per Query would leave cyclic garbage behind every feed request. The client reuses one."""
     reader = DynamoInteractions(client, table=settings.dynamodb_table)
     await reader.recent(user(), 10)
     flags = gc.get_debug()

@@ -38,7 +38,7 @@ def test_a_step_within_both_limits_is_sustained() -> None:
 
 
 def test_a_queue_the_median_hides_fails_the_step() -> None:
-    # The 13:15 feed step of 2026-11-29 in miniature: the median fine, the p95 far gone.
+    # A queue a tenth of the answers waited in: the median fine, the p95 far gone.
     limits = KneeLimits.above(LIGHT)
     step = result([0.6] * 90 + [117.0] * 10)
     assert step.percentile(50) == 0.6

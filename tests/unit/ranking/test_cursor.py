@@ -44,7 +44,7 @@ def test_tampering_breaks_the_signature() -> None:
 
 
 def test_a_cursor_cannot_be_forged_without_the_secret() -> None:
-    """The old format's CRC32 let anyone mint a cursor for any user and filters."""
+    """A checksum is not a signature: with a CRC32 or a blank tail, no cursor is accepted."""
     fp = cursor.fingerprint("victim", None, None)
     body = struct.pack(">BI", 2, fp) + struct.pack(">I", cursor.item_hash("x"))
     for tail in (struct.pack(">I", zlib.crc32(body)), b"\0" * cursor.MAC_BYTES):
