@@ -57,7 +57,7 @@ DATASETS = {
     ),
 }
 
-# The serving knobs before this table existed, for the "before" row.
+# The former serving defaults: the "before" row, what today's defaults are judged against.
 BEFORE_SERVING = {
     "RECS_ANN_WEIGHT": "0",
     "RECS_HISTORY_LIMIT": "50",
