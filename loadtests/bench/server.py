@@ -28,7 +28,6 @@ from starlette.responses import Response
 from app.api.serialization import JSONBytesResponse, page_bytes
 from app.config import Settings
 from app.results import RecommendationPage, RecommendedItem
-from loadtests.bench import gclog
 from loadtests.bench.variants import Pieces
 
 FLOOR_PATH = "/bench/floor"
@@ -209,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--gc-log",
         type=Path,
-        help="write one JSON line per GC collection to this file (loadtests/bench/gclog.py)",
+        help="one JSON line per GC collection to this file (loadtests/recipes/gclog.py)",
     )
     parser.add_argument(
         "--gc-garbage",
@@ -219,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pieces = Pieces.from_namespace(args)
     if args.gc_log is not None:
+        from loadtests.recipes import gclog  # a diagnostic: only the recipes ask for it
+
         gclog.install(args.gc_log, garbage_types=args.gc_garbage)
     install(pieces)
     import app.__main__ as entry
