@@ -115,8 +115,9 @@ def _swapping(build: SourcesBuilder, pieces: Pieces) -> SourcesBuilder:
     """The product's remote sources, with the neighbour reader and/or the DynamoDB client
     replaced; the replacements sit behind the product's breakers and metrics like the
     originals (and the neighbour reader behind the product's BatchCache)."""
+    import app.main as main
     from app.resilience import protect
-    from app.sources.base import DEP_DYNAMODB, DEP_SCYLLA
+    from app.sources.base import DEP_SCYLLA
     from app.sources.cache import neighbour_cache
     from app.sources.dynamo import DynamoInteractions
     from loadtests.bench import pieces as naive
@@ -176,27 +177,13 @@ def _swapping(build: SourcesBuilder, pieces: Pieces) -> SourcesBuilder:
                     timeout_s=settings.dynamodb_timeout_ms / 1000,
                 )
             changes["interactions"] = DynamoInteractions(
-                _GuardedCalls(
-                    query=guard(DEP_DYNAMODB, "query", client.query),
-                    batch_write_item=guard(
-                        DEP_DYNAMODB, "batch_write_item", client.batch_write_item
-                    ),
-                ),
+                main._GuardedDynamoDB(client, guard),
                 table=settings.dynamodb_table,
                 retention_days=settings.event_retention_days,
             )
         return dataclasses.replace(sources, **changes)
 
     return remote_sources
-
-
-class _GuardedCalls:
-    """The two client calls `DynamoInteractions` makes, each behind the product's breaker and
-    metrics (as app.main guards the aioboto3 client's)."""
-
-    def __init__(self, *, query: Any, batch_write_item: Any) -> None:
-        self.query = query
-        self.batch_write_item = batch_write_item
 
 
 def main(argv: Sequence[str] | None = None) -> None:
