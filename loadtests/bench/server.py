@@ -1,14 +1,6 @@
-"""The bench server: `python -m app` plus `/bench/floor`, with chosen pieces swapped.
-
-    python -m loadtests.bench.server [--scylla fanout] [--dynamodb boto3|signed-json]
-        [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
-        [--no-instrumentation] [--gc-log FILE [--gc-garbage]]
-
-Settings come from `RECS_*` as for `python -m app`, whose own `main()` runs (same app factory,
-middleware and uvicorn configuration). Before it, `install` adds `GET /bench/floor` (a
-pre-serialized 20-item page through the same middleware and response class: the framework
-floor) and swaps in the naive pieces asked for (`pieces`), replacing module attributes the
-product reads at start-up, in this process only.
+"""The bench server: `python -m app`'s own `main()` plus `GET /bench/floor` (a pre-serialized
+20-item page through the same middleware: the framework floor), with the naive `pieces` asked
+for swapped into the product's modules, in this process only. Options: `--help`.
 """
 
 from __future__ import annotations
