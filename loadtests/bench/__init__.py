@@ -18,7 +18,4 @@ Modules, in the order a run uses them:
 - `profile`      py-spy under load, reduced to top costs
 - `machine`      the machine and the code measured
 - `report`       docs/benchmark.md from results.json (template: report.md.j2)
-
-Diagnostics run by hand: `stages` (a feed request's stages in-process), `gclog` (a GC log
-for the bench server).
 """

@@ -1,13 +1,9 @@
-"""The local stack and the demo data the benchmark runs against: checked, started or loaded.
+"""The local stack (scripts/stack.py) and the demo data the benchmark runs against.
 
-- The stack (Cassandra, DynamoDB Local, catalog) is scripts/stack.py's: reused when all three
-  answer; started with `stack.up()` otherwise, unless the caller asked to fail instead
-  (`--no-stack-up`, used by the test). It is never stopped here.
-- The data is the demo folder (`recs demo ensure` generates it when missing). It counts as
-  loaded when the active neighbour and popular versions are the ones `recs demo load` would
-  publish from these files, the catalog holds at least as many items as the demo, and
-  DynamoDB has interactions for `user-1`; otherwise `recs demo load` runs (idempotent: what is
-  there already is skipped).
+The stack is reused when all its servers answer, started otherwise (unless `start` is false),
+never stopped here. The demo counts as loaded when the active neighbour and popular versions
+are those `recs demo load` would publish, the catalog holds its items and DynamoDB has
+`user-1`'s interactions; otherwise `recs demo load` runs (it skips what is there).
 """
 
 from __future__ import annotations

@@ -3,22 +3,17 @@
     python -m loadtests.bench.micro scylla|dynamodb|catalog|serialization [--calls N]
         [--users N] [--items N] --out FILE.json
 
-is `pytest loadtests/bench/micro.py -k test_WHAT --benchmark-min-rounds N --benchmark-json
-FILE.json`, with the service's RECS_* settings (the bench passes the stack's):
+runs this file's `test_WHAT` under pytest with the service's RECS_* settings:
 
-- `scylla`: neighbour lists of N uniformly drawn items (misses are the long tail) in one
-  thread-pool hop: `in-100` is the product (`ScyllaStore.neighbours`, IN queries of 100 keys
-  all in flight), `in-50` and `in-20` smaller chunks, `single-async` one prepared query per key
-  (`execute_async`), `single-concurrent` the driver's `execute_concurrent_with_args`;
-- `dynamodb`: the feed's query (`DynamoInteractions.recent`) for Zipf-drawn users through the
-  product's client, stock aioboto3, boto3 in threads and the signed-JSON experiment (`pieces`);
-- `catalog`: `HttpCatalog.items`, 100 ids a call (a request's misses) and 1 (the transport
-  alone), on httpx's aiohttp transport (the product) and on its default one;
-- `serialization`: a page to JSON bytes, the product's way and three others: the best of 5
-  rounds of N calls.
+- `scylla`: neighbour lists of N items in one thread-pool hop: the product's IN chunks of 100,
+  smaller chunks, one query per key (`execute_async`, `execute_concurrent_with_args`);
+- `dynamodb`: the feed's query through the product's client, stock aioboto3, boto3 in threads
+  and the signed-JSON experiment (`pieces`);
+- `catalog`: `HttpCatalog.items` with 100 ids and 1, on the aiohttp transport and httpx's own;
+- `serialization`: a page to JSON bytes, the product's way and three others.
 
-The clients are measured one call at a time and 16 in flight; each round also records the
-process's CPU time (`extra_info`). `summarize` makes pytest-benchmark's JSON the report's rows.
+Clients run one call at a time and 16 in flight, the process's CPU time kept per round;
+`summarize` turns pytest-benchmark's JSON into the report's rows.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""The naive pieces the ablations put back into the product, one per published optimization
-(and one experiment, `SignedJsonDynamoDB`). Each replaces one piece of the product, in the
-bench server's own process (`server.install`); app/ has no switch for any of them. GC and cache
-settings are `RECS_*` variables instead (`variants`).
+"""The naive pieces the ablations put back into the product (and one experiment,
+`SignedJsonDynamoDB`), swapped in by `server.install`: app/ has no switch for them. GC and
+cache settings are `RECS_*` variables instead (`variants`).
 """
 
 from __future__ import annotations

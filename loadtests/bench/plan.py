@@ -1,9 +1,4 @@
-"""What a benchmark run measures, and for how long: sections, ablations, durations.
-
-Section names (for `--only`): the product's endpoints `floor`, `feed`, `similar`, `popular`,
-`events`; `profile` (py-spy of the feed at 70 % of its saturation); `micro` (the micro-
-benchmarks); and one per ablation below.
-"""
+"""What a run measures and for how long: sections (`--only`), ablations, durations."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The bench servers as child processes, and the CPU time they and the box spend.
-
-A `BenchServer` is `python -m loadtests.bench.server` for one variant on a free port, its
-output in a log file, started and stopped with `scripts.procs` (by its own pid, never by name).
-`CpuTimes` reads /proc: the server's CPU split into its main thread (the event loop) and its
-other threads (CQL pool and driver, executor, aiohttp), and the whole box's busy time.
+"""The bench servers as child processes (`scripts.procs`, stopped by their own pid), and the
+CPU time from /proc: the server's main thread (the event loop), its other threads, the box.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""A sampling profile of the server under load (py-spy), reduced to a request's top costs.
-
-py-spy samples the server's busy threads from outside (`--nonblocking`, collapsed stacks);
-`analyse` counts per function the samples where it is the innermost frame (`self`) and where it
-is anywhere on the stack (`inclusive`), and the self samples by area of code.
+"""py-spy of the server under load, reduced to top costs: per function its self samples
+(innermost frame) and inclusive samples, and the self samples by area of code.
 """
 
 from __future__ import annotations

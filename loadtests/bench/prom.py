@@ -1,9 +1,5 @@
-"""The service's /metrics, scraped before and after each run, and what changed in between.
-
-A `Snapshot` is every sample of one scrape; `Delta` is after minus before, with the
-histogram helpers the report needs: counts, sums, bucket counts and quantiles estimated the
-way Prometheus' `histogram_quantile` does (linear inside the bucket), so a p99 read here is
-"about x ms, between two bucket edges", and `max_le` is the smallest edge above every sample.
+"""The service's /metrics before and after a run, and the difference (`Delta`): counts, sums
+and quantiles estimated as Prometheus' `histogram_quantile` does (linear inside a bucket).
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
 """`python -m loadtests.bench`: the benchmark, from a ready stack to docs/benchmark.md.
 
-    python -m loadtests.bench [--quick] [--only NAME,...] [--out docs/benchmark.md]
-        [--data data/demo] [--skip-load] [--no-stack-up] [--scale F] [--set RECS_X=V ...]
-        [--work-dir DIR] [--quiet] [--render RESULTS_JSON]
-
-Steps: describe the machine; make sure the stack is up and the demo loaded; then each
-selected section (`plan`): the micro-benchmarks, the product's endpoints (each: warm-up, the
-knee, then 50 % and 70 % of it, open loop), the profile, the ablations. Every server runs on
-a free port and is stopped at the end of its section. Raw output (vegeta's, py-spy's, the
-servers' logs) and `results.json`, every number of the run, go to reports/bench/<time>/; the
-report, rendered from `results.json` (`report`), to `--out`.
-
-The knee (`Bench.saturate`): a closed-loop probe (4 workers) estimates the capacity X; a light
-step at 25 % of X gives the unloaded median and p95; constant-rate steps from 60 % of X grow
-by 30 % while the server sustains them (`_served` and `KneeLimits`), then more steps narrow
-the gap between the last sustained rate and the first that was not to 15 %. The knee is the
-last sustained step's served rate. Not the closed-loop maximum: with many requests in flight
-the service batches its reads and serves more than it sustains on a fixed schedule, and past
-the dependencies' timeouts degraded answers, cheaper than real ones, inflate it.
+Each selected section (`plan`) runs on servers started on free ports and stopped at its end:
+the micro-benchmarks, the product's endpoints (warm-up, the knee, then 50 % and 70 % of it,
+open loop), the profile, the ablations. Raw output and `results.json` go to
+reports/bench/<time>/, the report rendered from it (`report`) to `--out`.
 """
 
 from __future__ import annotations
@@ -261,7 +247,7 @@ class Bench:
 
     def say(self, message: str) -> None:
         if self.verbose:
-            print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+            _say(message)
 
     @contextmanager
     def server(self, variant: Variant) -> Iterator[tuple[BenchServer, dict[str, Path]]]:
@@ -320,8 +306,8 @@ class Bench:
         )  # fmt: skip
         self.say(
             f"  {variant.name} {endpoint} {label}: served {result.served:.0f} req/s, "
-            f"p50 {_ms(result.percentile(50))} p99 {_ms(result.percentile(99))}, "
-            f"{result.failed} failed, degraded ≤ {_pct(m.degraded_share)}, "
+            f"p50 {report.ms(result.percentile(50))} p99 {report.ms(result.percentile(99))} ms, "
+            f"{result.failed} failed, degraded ≤ {report.pct(m.degraded_share)}, "
             f"cpu {m.cpu_us_per_request or 0:.0f} µs/req, "
             f"loop {cpu.main_share:.0%}, box {cpu.box_busy:.0%}"
         )
@@ -356,7 +342,12 @@ class Bench:
     def saturate(
         self, server: BenchServer, variant: Variant, endpoint: str, targets: Path
     ) -> Saturation:
-        """The knee of an open-loop ramp (see the module's doc)."""
+        """A closed-loop probe estimates the capacity X, a light step (BASELINE_SHARE of X)
+        gives the unloaded latencies, steps from RAMP_START of X grow while sustained
+        (`_sustained`), then the gap to the first unsustained step is narrowed. The knee is
+        the last sustained step's served rate, not the closed-loop maximum: with many requests
+        in flight the service batches its reads, and degraded answers past the timeouts are
+        cheaper."""
         d = self.durations
         probe = self.measure(
             server,
@@ -423,9 +414,8 @@ class Bench:
         fractions: Sequence[float] = plan.LOAD_FRACTIONS,
         fixed_s: float | None = None,
     ) -> EndpointRuns:
-        """The product's runs of one endpoint: its knee, then 50 % and 70 % of it. A disturbed
-        run (`_disturbed`: another job on the shared stack, such as a fault test freezing it)
-        is measured once more; the first attempt stays in results.json."""
+        """Its knee, then 50 % and 70 % of it. A run disturbed by another job on the shared
+        stack (`_disturbed`) is measured once more; the first attempt stays in results.json."""
         self.warm_up(server, variant, targets)
         saturation = self.saturate(server, variant, endpoint, targets)
         if saturation.throughput < plan.RETRY_KNEE_SHARE * saturation.closed_loop and any(
@@ -445,7 +435,7 @@ class Bench:
             if _disturbed(run):
                 self._retry(
                     f"{variant.name} {endpoint} at {label}: {run.result.failed} HTTP failures, "
-                    f"dependency failures on {_pct(run.degraded_share)} of answers"
+                    f"dependency failures on {report.pct(run.degraded_share)} of answers"
                 )
                 runs.retried[label] = run
                 run = self.measure(server, variant, endpoint, attack, "fixed", label)
@@ -623,12 +613,8 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")[:120]
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+def _say(message: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -695,10 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work_dir=work_dir,
     )
 
-    def say(message: str) -> None:
-        if not args.quiet:
-            print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
-
+    say = (lambda _: None) if args.quiet else _say
     try:
         vegeta_bin = tools.require("vegeta")
         py_spy = tools.require("py-spy") if "profile" in args.sections else tools.path("py-spy")

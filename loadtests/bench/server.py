@@ -1,14 +1,6 @@
-"""The bench server: `python -m app` plus `/bench/floor`, with chosen pieces swapped.
-
-    python -m loadtests.bench.server [--scylla fanout] [--dynamodb boto3|signed-json]
-        [--responses pydantic] [--catalog-http httpx] [--fastapi-telemetry on]
-        [--no-instrumentation] [--gc-log FILE [--gc-garbage]]
-
-Settings come from `RECS_*` as for `python -m app`, whose own `main()` runs (same app factory,
-middleware and uvicorn configuration). Before it, `install` adds `GET /bench/floor` (a
-pre-serialized 20-item page through the same middleware and response class: the framework
-floor) and swaps in the naive pieces asked for (`pieces`), replacing module attributes the
-product reads at start-up, in this process only.
+"""The bench server: `python -m app`'s own `main()` plus `GET /bench/floor` (a pre-serialized
+20-item page through the same middleware: the framework floor), with the naive `pieces` asked
+for swapped into the product's modules, in this process only. Options: `--help`.
 """
 
 from __future__ import annotations
@@ -28,7 +20,6 @@ from starlette.responses import Response
 from app.api.serialization import JSONBytesResponse, page_bytes
 from app.config import Settings
 from app.results import RecommendationPage, RecommendedItem
-from loadtests.bench import gclog
 from loadtests.bench.variants import Pieces
 
 FLOOR_PATH = "/bench/floor"
@@ -116,8 +107,9 @@ def _swapping(build: SourcesBuilder, pieces: Pieces) -> SourcesBuilder:
     """The product's remote sources, with the neighbour reader and/or the DynamoDB client
     replaced; the replacements sit behind the product's breakers and metrics like the
     originals (and the neighbour reader behind the product's BatchCache)."""
+    import app.main as main
     from app.resilience import protect
-    from app.sources.base import DEP_DYNAMODB, DEP_SCYLLA
+    from app.sources.base import DEP_SCYLLA
     from app.sources.cache import neighbour_cache
     from app.sources.dynamo import DynamoInteractions
     from loadtests.bench import pieces as naive
@@ -177,27 +169,13 @@ def _swapping(build: SourcesBuilder, pieces: Pieces) -> SourcesBuilder:
                     timeout_s=settings.dynamodb_timeout_ms / 1000,
                 )
             changes["interactions"] = DynamoInteractions(
-                _GuardedCalls(
-                    query=guard(DEP_DYNAMODB, "query", client.query),
-                    batch_write_item=guard(
-                        DEP_DYNAMODB, "batch_write_item", client.batch_write_item
-                    ),
-                ),
+                main._GuardedDynamoDB(client, guard),
                 table=settings.dynamodb_table,
                 retention_days=settings.event_retention_days,
             )
         return dataclasses.replace(sources, **changes)
 
     return remote_sources
-
-
-class _GuardedCalls:
-    """The two client calls `DynamoInteractions` makes, each behind the product's breaker and
-    metrics (as app.main guards the aioboto3 client's)."""
-
-    def __init__(self, *, query: Any, batch_write_item: Any) -> None:
-        self.query = query
-        self.batch_write_item = batch_write_item
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -209,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--gc-log",
         type=Path,
-        help="write one JSON line per GC collection to this file (loadtests/bench/gclog.py)",
+        help="one JSON line per GC collection to this file (loadtests/recipes/gclog.py)",
     )
     parser.add_argument(
         "--gc-garbage",
@@ -219,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pieces = Pieces.from_namespace(args)
     if args.gc_log is not None:
+        from loadtests.recipes import gclog  # a diagnostic: only the recipes ask for it
+
         gclog.install(args.gc_log, garbage_types=args.gc_garbage)
     install(pieces)
     import app.__main__ as entry

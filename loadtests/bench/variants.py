@@ -1,7 +1,5 @@
-"""The server variants the benchmark runs: the product, and the product with pieces swapped.
-
-A variant is a set of `Pieces` (which implementation of each optimized piece the bench server
-installs, see `pieces`) plus `RECS_*` settings (GC, caches), in the same app as `python -m app`.
+"""Server variants: `Pieces` (which implementation of each optimized piece the bench server
+installs) plus `RECS_*` settings.
 """
 
 from __future__ import annotations

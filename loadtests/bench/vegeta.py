@@ -1,13 +1,6 @@
-"""vegeta attacks and their results: latencies, statuses, served rate.
-
-- `closed(workers)`: W requests in flight at all times, as fast as the server answers;
-- `each_once(workers)`: the same with `-lazy`, stopping at the end of the file (the warm-up);
-- `constant(rate)`: open loop, requests leave on schedule whatever the answers and vegeta adds
-  workers when all are busy, so a stall shows in every request due during it (no coordinated
-  omission).
-
-Results are read from vegeta's CSV encoding; percentiles are computed here from every latency
-(`scripts.stats.percentile`, nearest rank), not taken from vegeta's report.
+"""vegeta attacks (closed loop, each request once, or open loop at a constant rate) and their
+results. Open loop: requests leave on schedule whatever the answers, so a stall shows in every
+request due during it. Percentiles are nearest-rank over every latency (`scripts.stats`).
 """
 
 from __future__ import annotations

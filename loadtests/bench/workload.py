@@ -1,13 +1,9 @@
-"""What the benchmark sends: vegeta target files, ids drawn with Zipf skew like the Locust suite.
+"""What the benchmark sends: vegeta target files, Zipf-skewed ids like loadtests/locustfile.py.
 
-One file per endpoint (`feed`, `similar`, `popular` with 40 % a category and 30 % a region,
-`events`, and the `floor`), one request per line, drawn once from a fixed seed so every run
-and variant gets the same requests. Ids follow loadtests/locustfile.py (`loadtests.zipf`: rank
-1 the hottest). Events are written for users outside the demo (`bench-user-*`) with fixed ids
-and timestamps, so the feed's histories never change and a replay rewrites the same items.
-
-vegeta reads a file from its start on every attack; `TargetStream` makes the attacks on one
-file one stream, each going on where the last one stopped, as a running service would see it.
+One file per endpoint and the floor, drawn once from a fixed seed, so every run and variant
+gets the same requests. Events go to users outside the demo (`bench-user-*`) with fixed ids
+and timestamps: the feed's histories never change. `TargetStream` makes the attacks on one
+file one stream (vegeta would start each at the file's head).
 """
 
 from __future__ import annotations

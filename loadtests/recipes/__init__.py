@@ -9,6 +9,8 @@ make. Each module's docstring says what it measures and how to run it
 - `asgi_cpu`       a similar-items request in-process against the floor route, warm and cold
 - `catalog_client` building a catalog lookup; the cyclic garbage a lookup leaves
 - `catalog_cache`  a cache hit with and without reordering; what a reload slice costs the loop
+- `stages`         a feed request's stages timed in-process, one request at a time
+- `gclog`          the bench server's GC log (`--gc-log`), summarized per generation
 
 The first three start bench servers (`loadtests.bench`, through `_bench`) and need the local
 stack up and loaded, as `make dev` leaves it, and vegeta (`make tools`).

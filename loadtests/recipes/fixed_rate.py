@@ -40,17 +40,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.bench import gclog, plan, runner, vegeta
+from loadtests.bench import plan, runner, vegeta
 from loadtests.bench.processes import BenchServer
 from loadtests.bench.variants import Pieces, Variant
-from loadtests.recipes import _bench
+from loadtests.recipes import _bench, gclog
 from scripts import stack
 from scripts.stats import percentile
 
 
 @dataclass(frozen=True)
 class _GcLogged(Pieces):
-    """The product's pieces, with the bench server's GC log (`loadtests.bench.gclog`)."""
+    """The product's pieces, with the bench server's GC log (`loadtests.recipes.gclog`)."""
 
     gc_log: str = ""
     gc_garbage: bool = False

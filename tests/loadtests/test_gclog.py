@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from loadtests.bench import gclog
+from loadtests.recipes import gclog
 
 
 class Node:

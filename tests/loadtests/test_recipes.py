@@ -19,6 +19,8 @@ RECIPES = (
     "dynamo_query",
     "feed_parts",
     "fixed_rate",
+    "gclog",
+    "stages",
     "target_ab",
 )
 

@@ -1,4 +1,4 @@
-"""`python -m loadtests.bench.stages`: the feed's stages, timed in-process against the stack."""
+"""`python -m loadtests.recipes.stages`: the feed's stages, timed in-process against the stack."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from app import recommender as recommender_module
 from app.config import Settings
-from loadtests.bench import stages
+from loadtests.recipes import stages
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,16 @@ def test_the_command_prints_the_stages_and_writes_json(
     loaded_env: dict[str, str], tmp_path: Path
 ) -> None:
     out = tmp_path / "stages.json"
-    command = ["-m", "loadtests.bench.stages", "--calls", "20", "--users", "400", "--out", str(out)]
+    command = [
+        "-m",
+        "loadtests.recipes.stages",
+        "--calls",
+        "20",
+        "--users",
+        "400",
+        "--out",
+        str(out),
+    ]
     run = subprocess.run(
         [sys.executable, *command],
         env={**os.environ, **loaded_env},

@@ -1,6 +1,6 @@
 """Where a feed request's time goes, stage by stage, in-process (no HTTP, no load generator).
 
-    python -m loadtests.bench.stages [--calls N] [--users N] [--out FILE.json]
+    python -m loadtests.recipes.stages [--calls N] [--users N] [--out FILE.json]
 
 With the service's `RECS_*` settings (the local stack's, or the embedded backend): the app and
 its lifespan, a feed request for every distinct Zipf-drawn user first (caches warm), then
@@ -119,7 +119,7 @@ async def measure(settings: Settings, *, calls: int, users: int, seed: int = 3) 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.stages")
+    parser = argparse.ArgumentParser(prog="python -m loadtests.recipes.stages")
     parser.add_argument("--calls", type=int, default=1000, help="timed feed requests")
     parser.add_argument("--users", type=int, default=10_000, help="ids user-1..user-N")
     parser.add_argument("--out", type=Path, help="also write the result as JSON here")

@@ -1,7 +1,7 @@
 """A per-collection GC log for a bench server, to see what a pause is made of.
 
     python -m loadtests.bench.server --gc-log gc.jsonl [--gc-garbage]
-    python -m loadtests.bench.gclog gc.jsonl [--since EPOCH_S] [--until EPOCH_S]
+    python -m loadtests.recipes.gclog gc.jsonl [--since EPOCH_S] [--until EPOCH_S]
 
 A line per collection: when (`t`), the generation, wall and CPU ms (wall far above CPU: the
 process was descheduled), the young generation's size when it started (counted outside the
@@ -95,7 +95,7 @@ def summarize(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.gclog", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loadtests.recipes.gclog", description=__doc__)
     parser.add_argument("log", type=Path)
     parser.add_argument("--since", type=float, default=0.0, help="epoch seconds")
     parser.add_argument("--until", type=float, default=float("inf"), help="epoch seconds")
