@@ -11,6 +11,8 @@ make. Each module's docstring says what it measures and how to run it
 - `catalog_cache`  a cache hit with and without reordering; what a reload slice costs the loop
 - `stages`         a feed request's stages timed in-process, one request at a time
 - `gclog`          the bench server's GC log (`--gc-log`), summarized per generation
+- `embedded_ab`    two configurations of `python -m app` on embedded data (or the guarded
+                   protocol against uvicorn's plain one), alternated at a fixed rate
 
 The first three start bench servers (`loadtests.bench`, through `_bench`) and need the local
 stack up and loaded, as `make dev` leaves it, and vegeta (`make tools`).

@@ -17,6 +17,7 @@ RECIPES = (
     "catalog_cache",
     "catalog_client",
     "dynamo_query",
+    "embedded_ab",
     "feed_parts",
     "fixed_rate",
     "gclog",
