@@ -9,18 +9,19 @@ imported here: it monkey-patches the standard library with gevent).
 from __future__ import annotations
 
 import csv
+import operator
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.offline.demo import generate_demo
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -221,6 +222,27 @@ def test_a_warmup_leaves_the_first_seconds_out_of_the_verdict_and_the_reports(
     assert int(table["all"][0]) == totals[-1] > 0, (totals, _output(run))
 
 
+_READ_ROUTES = (
+    "/v1/users/{user_id}/recommendations",
+    "/v1/items/{item_id}/similar",
+    "/v1/popular",
+)
+
+
+def _read_counts(service: ServiceProcess) -> list[float]:
+    """How many feed, similar-items and popular requests the service has answered."""
+    lines = httpx.get(f"{service.url}/metrics", timeout=5).text.splitlines()
+    return [
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith("recs_http_request_duration_seconds_count{")
+            and f'route="{route}"' in line
+        )
+        for route in _READ_ROUTES
+    ]
+
+
 def test_a_run_stopped_within_its_warmup_fails(
     service: ServiceProcess, demo: Path, tmp_path: Path
 ) -> None:
@@ -235,18 +257,23 @@ def test_a_run_stopped_within_its_warmup_fails(
         "60s",
         run_time=None,
     )
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(4)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
-    run = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    out, err = tmp_path / "locust.out", tmp_path / "locust.err"
+    before = _read_counts(service)
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=_clean_env(), stdout=stdout, stderr=stderr, text=True
+        )
+        try:
+            # Ctrl-C once every read endpoint has been asked: the run must fail for its warm-up
+            # alone (a signal during start-up could also beat locust's handler).
+            wait_for(lambda: all(map(operator.gt, _read_counts(service), before)), timeout_s=120)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    run = subprocess.CompletedProcess(command, process.returncode, out.read_text(), err.read_text())
 
     assert run.returncode == 1, _output(run)
     assert "RESULT: FAIL: the run ended within its 60 s warm-up" in run.stdout, _output(run)
