@@ -81,7 +81,7 @@ class Metrics:
         )
         self.rejected = Counter(
             "recs_requests_rejected_total",
-            "Requests refused before any work, by reason (overloaded, shed, unauthorized...).",
+            "Requests refused before any work, by reason: overloaded (in flight), shed (queued).",
             ("reason",),
             registry=self.registry,
         )
