@@ -246,7 +246,7 @@ def _read_counts(service: ServiceProcess) -> list[float]:
 def test_a_run_stopped_within_its_warmup_fails(
     service: ServiceProcess, demo: Path, tmp_path: Path
 ) -> None:
-    # No --run-time: the run goes on until Ctrl-C, which comes before the warm-up is over.
+    # No --run-time: the run goes on until stopped, which comes before the warm-up is over.
     command = _locust_command(
         service.url,
         "--dataset",
@@ -264,10 +264,11 @@ def test_a_run_stopped_within_its_warmup_fails(
             command, cwd=tmp_path, env=_clean_env(), stdout=stdout, stderr=stderr, text=True
         )
         try:
-            # Ctrl-C once every read endpoint has been asked: the run must fail for its warm-up
-            # alone (a signal during start-up could also beat locust's handler).
+            # Stopped once every read endpoint has been asked, so the run fails for its warm-up
+            # alone. SIGTERM, as CI or Kubernetes stop a run: locust handles it in its own
+            # greenlet, while a SIGINT's KeyboardInterrupt lands in whichever greenlet runs.
             wait_for(lambda: all(map(operator.gt, _read_counts(service), before)), timeout_s=120)
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
         finally:
             if process.poll() is None:
