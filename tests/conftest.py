@@ -67,11 +67,14 @@ def test_env(stack_env: dict[str, str], catalog_service: CatalogProcess) -> dict
         "RECS_DYNAMODB_TABLE": f"recs_test_{RUN_ID}",
         "RECS_BACKEND": "remote",
         "RECS_CURSOR_SECRET": "test-cursor-secret",
-        # Cassandra 5 on this shared 2-core box stands in for ScyllaDB; under the suite's own
-        # load its reads outlive the production timeout (100 ms) now and then. The suite's
-        # services wait up to the request deadline instead, so a test fails on behaviour, not
-        # on the stand-in's tail; the tests of timeouts and outages freeze the servers outright.
+        # Cassandra 5, DynamoDB Local and the catalog service share a busy 2-core box with the
+        # suite; their answers outlive the production timeouts (100, 100 and 80 ms) now and
+        # then. The suite's services wait up to the request deadline instead, so a test fails
+        # on behaviour, not on a stand-in's tail; the tests of timeouts and outages set their
+        # own or freeze the servers outright.
         "RECS_SCYLLA_TIMEOUT_MS": "250",
+        "RECS_DYNAMODB_TIMEOUT_MS": "250",
+        "RECS_CATALOG_TIMEOUT_MS": "250",
     }
 
 
