@@ -96,10 +96,10 @@ def service(cluster_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProc
             "RECS_NEIGHBOUR_CACHE_MB": "0",  # every answer reads the cluster
             # Three freshly started JVMs, DynamoDB Local, the service and the probe share this
             # box's two cores: what fails a read here must be the fault, not the box.
-            "RECS_REQUEST_DEADLINE_MS": "2500",
-            "RECS_SCYLLA_TIMEOUT_MS": "2000",
-            "RECS_DYNAMODB_TIMEOUT_MS": "2000",
-            "RECS_CATALOG_TIMEOUT_MS": "2000",
+            "RECS_REQUEST_DEADLINE_MS": "4500",
+            "RECS_SCYLLA_TIMEOUT_MS": "4000",
+            "RECS_DYNAMODB_TIMEOUT_MS": "4000",
+            "RECS_CATALOG_TIMEOUT_MS": "4000",
         },
         log=tmp_path / "service.log",
     )
