@@ -21,45 +21,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
-import os
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from scripts import procs
+from loadtests.overload import embedded_service
 from scripts.stats import percentile
 
 KEY = "hostile-bench-key"
-
-
-@contextlib.contextmanager
-def _service(data: Path) -> Iterator[str]:
-    port = procs.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
-    env.update(RECS_BACKEND="embedded", RECS_EMBEDDED_DATA_DIR=str(data), RECS_API_KEYS=KEY,
-               RECS_CURSOR_SECRET="bench-cursor-secret", RECS_PORT=str(port),
-               RECS_LOG_LEVEL="error")  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process = procs.start(
-            [sys.executable, "-m", "app"],
-            ready=lambda: procs.answers(f"{url}/readyz"),
-            timeout_s=120,
-            name="the service",
-            env=env,
-        )
-    except procs.StartError as exc:
-        raise SystemExit(str(exc)) from None
-    try:
-        yield url
-    finally:
-        procs.stop(process, grace_s=30)
 
 
 def _latencies(url: str, count: int) -> list[float]:
@@ -155,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/demo"))
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args(argv)
-    with _service(args.data) as url:
+    with embedded_service(args.data, [f"RECS_API_KEYS={KEY}"]) as url:
         _latencies(url, 200)  # warm: every user's first read
         before = _latencies(url, args.requests)
         runs = [

@@ -45,7 +45,8 @@ class Answer:
 
 
 @contextlib.contextmanager
-def _service(data: Path, settings: list[str]) -> Iterator[str]:
+def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
+    """`python -m app` on embedded `data`, `settings` (RECS_X=value) applied; yields its URL."""
     port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     env.update(
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="RECS_X=value")
     parser.add_argument("--endpoints", default="feed,similar")
     args = parser.parse_args(argv)
-    with _service(args.data, args.set) as url, tempfile.TemporaryDirectory() as tmp:
+    with embedded_service(args.data, args.set) as url, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for endpoint in args.endpoints.split(","):
             targets = folder / f"{endpoint}.txt"
