@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ class Answer:
 def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
     """`python -m app` on embedded `data`, `settings` (RECS_X=value) applied; yields its URL."""
     port = procs.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    env = procs.env_without_settings()
     env.update(
         RECS_BACKEND="embedded",
         RECS_EMBEDDED_DATA_DIR=str(data),

@@ -15,7 +15,6 @@ docs/deployment.md#workers has the figures. Linux only (/proc, taskset).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import resource
 import signal
@@ -95,7 +94,7 @@ def _mb(kb: int) -> str:
 def start(data: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = procs.free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RECS_")},
+        **procs.env_without_settings(),
         "RECS_BACKEND": "embedded",
         "RECS_EMBEDDED_DATA_DIR": str(data),
         "RECS_CURSOR_SECRET": "workers-bench",

@@ -6,6 +6,7 @@
   the stack, whose servers outlive the process that started them.
 - `stop` ends a child: SIGTERM, SIGKILL after a grace period, and waits for it (no zombie).
 - `answers` is the usual readiness check: an HTTP GET that answers 200.
+- `env_without_settings` is the environment a service child starts from.
 - `free_port`, `free_ports`, `port_in_use`, `port_open`: ports on the loopback address.
 
 A process is always stopped by its own pid or process group, never by name.
@@ -14,6 +15,7 @@ A process is always stopped by its own pid or process group, never by name.
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -111,6 +113,11 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> int
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait()
+
+
+def env_without_settings() -> dict[str, str]:
+    """This process's environment without its `RECS_*` settings (the caller sets its own)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
 
 
 def answers(url: str, timeout_s: float = 2.0) -> bool:

@@ -9,7 +9,6 @@ are those `recs demo load` would publish, the catalog holds its items and Dynamo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
-from scripts import stack
+from scripts import procs, stack
 
 REPO = Path(__file__).resolve().parents[2]
 # `recs load neighbours|popular` defaults: the version id depends on them.
@@ -46,10 +45,9 @@ def ensure_stack(*, start: bool, say: Callable[[str], None]) -> dict[str, str]:
 
 
 def _recs(env: dict[str, str], *args: str) -> None:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
     run = subprocess.run(
         [sys.executable, "-m", "app.cli.main", *args],
-        env={**inherited, **env},
+        env={**procs.env_without_settings(), **env},
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -41,9 +41,8 @@ class BenchServer:
 
     def start(self, timeout_s: float = 90) -> None:
         # The caller's own RECS_* exports never leak in: only the benchmark's settings.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
         env = {
-            **inherited,
+            **procs.env_without_settings(),
             **self.env,
             **self.variant.env,
             "RECS_HOST": "127.0.0.1",

@@ -31,7 +31,7 @@ from loadtests.bench import profile as profiling
 from loadtests.bench.plan import Ablation, Durations
 from loadtests.bench.processes import BenchServer, CpuTimes, CpuUse
 from loadtests.bench.variants import PRODUCT, Variant
-from scripts import tools
+from scripts import procs, tools
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "bench-key"
@@ -524,7 +524,7 @@ class Bench:
 
     def micro(self) -> None:
         d = self.durations
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECS_")}, **self.env}
+        env = {**procs.env_without_settings(), **self.env}
         sizes = [f"--users={self.dataset.users}", f"--items={self.dataset.items}"]
         counts = {
             "scylla": d.scylla_reps,

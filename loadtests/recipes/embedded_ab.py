@@ -57,7 +57,7 @@ def _attack(targets: Path, rate: int, seconds: float, folder: Path) -> dict[str,
 
 def _run(args: argparse.Namespace, name: str, folder: Path) -> dict[str, list[float]]:
     port = procs.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    env = procs.env_without_settings()
     env.update(RECS_BACKEND="embedded", RECS_EMBEDDED_DATA_DIR=str(args.data),
                RECS_CURSOR_SECRET="ab", RECS_PORT=str(port), RECS_LOG_LEVEL="error")  # fmt: skip
     for setting in args.a_set if name == "A" else args.b_set:

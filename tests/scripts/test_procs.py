@@ -113,3 +113,13 @@ def test_tail_is_the_last_lines_or_a_note(tmp_path: Path) -> None:
 
     assert procs.tail(log, lines=2) == "line 98\nline 99\n"
     assert procs.tail(tmp_path / "missing.log") == f"(no log at {tmp_path / 'missing.log'})\n"
+
+
+def test_a_child_environment_keeps_all_but_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECS_BACKEND", "remote")
+    monkeypatch.setenv("NOT_RECS_X", "kept")
+
+    env = procs.env_without_settings()
+
+    assert "RECS_BACKEND" not in env
+    assert env["NOT_RECS_X"] == "kept" and env["PATH"]
