@@ -27,7 +27,7 @@ import math
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,8 +44,11 @@ class Answer:
 
 
 @contextlib.contextmanager
-def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
-    """`python -m app` on embedded `data`, `settings` (RECS_X=value) applied; yields its URL."""
+def embedded_service(
+    data: Path, settings: list[str], argv: Sequence[str] = (sys.executable, "-m", "app")
+) -> Iterator[tuple[str, int]]:
+    """The service (`argv`: `python -m app`) on embedded `data`, `settings` (RECS_X=value)
+    applied; yields its URL and pid."""
     port = procs.free_port()
     env = procs.env_without_settings()
     env.update(
@@ -62,7 +65,7 @@ def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         process = procs.start(
-            [sys.executable, "-m", "app"],
+            argv,
             ready=lambda: procs.answers(f"{url}/readyz"),
             timeout_s=120,
             name="the service",
@@ -71,7 +74,7 @@ def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
     except procs.StartError as exc:
         raise SystemExit(str(exc)) from None
     try:
-        yield url
+        yield url, process.pid
     finally:
         procs.stop(process, grace_s=30)
 
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="RECS_X=value")
     parser.add_argument("--endpoints", default="feed,similar")
     args = parser.parse_args(argv)
-    with embedded_service(args.data, args.set) as url, tempfile.TemporaryDirectory() as tmp:
+    with embedded_service(args.data, args.set) as (url, _), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for endpoint in args.endpoints.split(","):
             targets = folder / f"{endpoint}.txt"
