@@ -630,7 +630,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--only", default="", help=f"comma-separated sections of: {', '.join(plan.SECTIONS)}")
     add("--out", type=Path, help="the report (docs/benchmark.md; --quick: reports/bench-quick.md)")
     add("--data", type=Path, default=REPO / "data" / "demo", help="the demo folder")
-    add("--skip-load", action="store_true", help="do not check or load the data into the stack")
+    add("--skip-load", action="store_true", help="do not run recs demo load")
     add("--no-stack-up", action="store_true", help="fail when the stack is down (do not start it)")
     add("--scale", type=float, default=1.0, help="multiply every duration (e.g. 0.5, 2)")
     add("--set", action="append", default=[], metavar="RECS_X=V", help="a setting for every server")
