@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from loadtests.bench.variants import (
@@ -63,18 +63,6 @@ class Durations:
     catalog_calls: int = 600
     dynamodb_calls: int = 400
     serialization_loops: int = 2000
-
-    def scaled(self, factor: float) -> Durations:
-        """Every duration and count times `factor` (the pause and the step counts kept)."""
-        return replace(
-            self,
-            **{name: getattr(self, name) * factor for name in _SECONDS},
-            **{name: max(5, round(getattr(self, name) * factor)) for name in _COUNTS},
-        )
-
-
-_SECONDS = ("warmup_s", "probe_s", "ramp_step_s", "fixed_s", "ablation_fixed_s", "profile_s")
-_COUNTS = ("scylla_reps", "catalog_calls", "dynamodb_calls", "serialization_loops")
 
 
 FULL: Final = Durations()

@@ -632,10 +632,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--data", type=Path, default=REPO / "data" / "demo", help="the demo folder")
     add("--skip-load", action="store_true", help="do not run recs demo load")
     add("--no-stack-up", action="store_true", help="fail when the stack is down (do not start it)")
-    add("--scale", type=float, default=1.0, help="multiply every duration (e.g. 0.5, 2)")
     add("--set", action="append", default=[], metavar="RECS_X=V", help="a setting for every server")
     add("--work-dir", type=Path, help="raw results (default reports/bench/<time>)")
-    add("--quiet", action="store_true", help="no progress lines")
     add("--render", type=Path, metavar="RESULTS_JSON", help="only render a run's report again")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -665,8 +663,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     durations = plan.QUICK if args.quick else plan.FULL
-    if args.scale != 1.0:
-        durations = durations.scaled(args.scale)
     started = dt.datetime.now(dt.UTC)
     work_dir = args.work_dir or REPO / "reports" / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -674,14 +670,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = BenchRun(
         command=shlex.join(["python", "-m", "loadtests.bench", *given]),
         started=started,
-        options={"sections": args.sections, "quick": args.quick, "scale": args.scale},
+        options={"sections": args.sections, "quick": args.quick},
         durations=durations,
         machine=machine.describe(),
         load_start=machine.load_average(),
         work_dir=work_dir,
     )
 
-    say = (lambda _: None) if args.quiet else _say
     try:
         vegeta_bin = tools.require("vegeta")
         py_spy = tools.require("py-spy") if "profile" in args.sections else tools.path("py-spy")
@@ -689,9 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     try:
-        env = environment.ensure_stack(start=not args.no_stack_up, say=say)
+        env = environment.ensure_stack(start=not args.no_stack_up, say=_say)
         run.stack = "Cassandra 5 (ScyllaDB stand-in), DynamoDB Local, reference catalog service"
-        run.data_status = environment.ensure_data(args.data, env, load=not args.skip_load, say=say)
+        run.data_status = environment.ensure_data(args.data, env, load=not args.skip_load, say=_say)
     except environment.SetupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -712,7 +707,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset=dataset,
         vegeta_bin=vegeta_bin,
         py_spy=py_spy,
-        verbose=not args.quiet,
     )
     try:
         if "micro" in args.sections:
@@ -729,5 +723,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run.results()
         (work_dir / "results.json").write_text(json.dumps(results, indent=1))
         report.write(results, args.out)
-        say(f"report: {args.out} (raw results in {work_dir})")
+        _say(f"report: {args.out} (raw results in {work_dir})")
     return 0
