@@ -83,12 +83,11 @@ NO_CATALOG_CACHE: Final = MappingProxyType({"RECS_CATALOG_CACHE_TTL_S": "0"})
 @dataclass(frozen=True)
 class Variant:
     name: str
-    description: str
     pieces: Pieces = field(default_factory=Pieces)
     env: Mapping[str, str] = field(default_factory=dict)
 
-    def with_env(self, name: str, description: str, env: Mapping[str, str]) -> Variant:
-        return replace(self, name=name, description=description, env={**self.env, **env})
+    def with_env(self, name: str, env: Mapping[str, str]) -> Variant:
+        return replace(self, name=name, env={**self.env, **env})
 
     def summary(self) -> str:
         """Pieces and settings that differ from the product, for the report."""
@@ -96,10 +95,9 @@ class Variant:
         return ", ".join(f"`{word}`" for word in words) or "the product as shipped"
 
 
-PRODUCT: Final = Variant("product", "the product as shipped")
+PRODUCT: Final = Variant("product")
 NAIVE: Final = Variant(
     "naive",
-    "every optimization off",
     Pieces(
         scylla="fanout",
         dynamodb="boto3",

@@ -16,8 +16,8 @@ from loadtests.bench.plan import Ablation
 from loadtests.bench.runner import Bench, BenchRun
 from loadtests.bench.variants import PRODUCT, Pieces, Variant
 
-SLOW = Variant("slow", "", Pieces(dynamodb="boto3"))
-FAST = Variant("fast", "", Pieces(dynamodb="signed-json"))
+SLOW = Variant("slow", Pieces(dynamodb="boto3"))
+FAST = Variant("fast", Pieces(dynamodb="signed-json"))
 KNEES = {PRODUCT.name: 200.0, SLOW.name: 100.0, FAST.name: 300.0}
 
 

@@ -23,7 +23,7 @@ from loadtests.bench.runner import (
 )
 from loadtests.bench.variants import NAIVE, PRODUCT
 
-GC = (PRODUCT, PRODUCT.with_env("default GC", "", {"RECS_GC_THRESHOLDS": "700,10,10"}))
+GC = (PRODUCT, PRODUCT.with_env("default GC", {"RECS_GC_THRESHOLDS": "700,10,10"}))
 
 
 def histogram(count: float, seconds: float) -> prom.HistogramDelta:
