@@ -28,7 +28,6 @@ from pathlib import Path
 import httpx
 
 from loadtests.bench import vegeta, workload
-from loadtests.bench.processes import TICKS
 from scripts import procs, tools
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,19 +65,6 @@ def children(pid: int) -> list[int]:
             if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
                 found.append(int(entry.name))
     return sorted(found)
-
-
-def cpu_s(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-def box_busy_s() -> float:
-    """CPU seconds the whole machine spent busy so far (all cores, /proc/stat)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks[:8]) - idle) / TICKS
 
 
 def children_cpu_s() -> float:
@@ -134,8 +120,9 @@ class Usage:
 
     @classmethod
     def read(cls, pids: list[int]) -> Usage:
-        server = tuple(cpu_s(pid) for pid in pids)
-        return cls(time.monotonic(), server, children_cpu_s(), box_busy_s())
+        server = tuple(procs.cpu_seconds(pid) for pid in pids)
+        busy, _ = procs.box_cpu_seconds()
+        return cls(time.monotonic(), server, children_cpu_s(), busy)
 
     def cores_since(self, start: Usage) -> tuple[float, float, float]:
         """Cores used since `start`: the server, vegeta, and the rest of the box."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,16 +22,11 @@ import tempfile
 from pathlib import Path
 
 from loadtests.overload import embedded_service
-from scripts import tools
+from scripts import procs, tools
 
 _PLAIN = (
     "import app.__main__ as main\nmain.guarded_protocol = lambda limits: 'httptools'\nmain.main()\n"
 )
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _attack(targets: Path, rate: int, seconds: float, folder: Path) -> dict[str, float]:
@@ -73,9 +67,9 @@ def _run(args: argparse.Namespace, name: str, folder: Path) -> dict[str, list[fl
             ("cheap", cheap, args.cheap_rate),
             ("feed", feed, args.feed_rate),
         ):
-            before = _cpu_s(pid)
+            before = procs.cpu_seconds(pid)
             result = _attack(targets, rate, args.seconds, folder)
-            per_request_us = (_cpu_s(pid) - before) / result["requests"] * 1e6
+            per_request_us = (procs.cpu_seconds(pid) - before) / result["requests"] * 1e6
             rows[route] = [per_request_us, result["p50_ms"], result["p99_ms"], result["success"]]
         return rows
 
