@@ -48,8 +48,6 @@ QUICK_OUT = REPO / "reports" / "bench-quick.md"
 
 @dataclass
 class Measurement:
-    variant: str
-    endpoint: str
     kind: str  # "probe" | "ramp" | "fixed"
     label: str
     result: vegeta.Result
@@ -297,10 +295,7 @@ class Bench:
         cpu = CpuTimes.read(server.pid) - cpu_before
         stream.advance(result.requests)
         metrics = prom.RunMetrics.of(prom.Snapshot.scrape(server.url) - before)
-        m = Measurement(
-            variant.name, endpoint, kind, label, result, cpu, metrics, load_before,
-            stream.path, started_at,
-        )  # fmt: skip
+        m = Measurement(kind, label, result, cpu, metrics, load_before, stream.path, started_at)
         self.say(
             f"  {variant.name} {endpoint} {label}: served {result.served:.0f} req/s, "
             f"p50 {report.ms(result.percentile(50))} p99 {report.ms(result.percentile(99))} ms, "

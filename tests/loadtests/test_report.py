@@ -51,7 +51,7 @@ def run_at(rate: float | None, latency_ms: float, label: str, kind: str = "fixed
         attack, requests, {"200": requests}, {}, [latency_ms] * requests, 10.0, [100] * 10
     )
     cpu = CpuUse(10.0, 5.0, 6.0, 12.0, 20.0, 0.1)
-    return Measurement("product", "feed", kind, label, result, cpu, metrics(requests), 0.5)
+    return Measurement(kind, label, result, cpu, metrics(requests), 0.5)
 
 
 def endpoint(knee: float, p99_ms: float, common: bool = False) -> EndpointRuns:
