@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -89,23 +88,30 @@ def start(data: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes],
         "RECS_PORT": str(port),
         "RECS_WORKERS": str(workers),
     }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app"], env=env, cwd=REPO, stdout=out, stderr=out
-        )
     url = f"http://127.0.0.1:{port}"
     seen: set[int] = set()
-    deadline = time.monotonic() + 180
-    while len(seen) < workers:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"no service with {workers} workers:\n{log.read_text()[-3000:]}")
+
+    def every_worker_answered() -> bool:
         try:
             match = PROCESS_ID.search(httpx.get(f"{url}/metrics", timeout=2).content)
-            if match:
-                seen.add(int(float(match.group(1))))
         except httpx.TransportError:
-            time.sleep(0.2)
+            return False
+        if match:
+            seen.add(int(float(match.group(1))))
+        return len(seen) == workers
+
+    try:
+        process = procs.start(
+            [sys.executable, "-m", "app"],
+            ready=every_worker_answered,
+            timeout_s=180,
+            name=f"the service with {workers} workers",
+            log=log,
+            env=env,
+            cwd=REPO,
+        )
+    except procs.StartError as exc:
+        raise SystemExit(str(exc)) from None
     return process, url
 
 
@@ -166,8 +172,7 @@ def measure(args: argparse.Namespace, count: int, work: Path) -> dict[str, str]:
         )
         loaded = [Memory.of(pid) for pid in pids]
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        procs.stop(process, grace_s=60)
     cpu = [b - a for a, b in zip(before.server_s, after.server_s, strict=True)]
     cores = after.cores_since(before)
     return {
