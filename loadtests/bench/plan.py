@@ -220,7 +220,7 @@ ABLATIONS: Final = (
             PRODUCT.with_env("product, catalog TTL 1 h", STEADY_CATALOG),
             Variant(
                 "no instrumentation, catalog TTL 1 h",
-                Pieces(instrumentation=False),
+                Pieces(instrumentation="off"),
                 STEADY_CATALOG,
             ),
         ),
