@@ -104,8 +104,9 @@ loadtest: install ## Locust against the running service (make dev); fails when a
 
 BENCH_ARGS ?=
 
-bench: install tools ## open-loop benchmark (vegeta) with ablations, then past saturation: docs/benchmark.md
+bench: stack-up tools ## open-loop benchmark (vegeta) with ablations, then past saturation: docs/benchmark.md
 	$(BIN)/recs demo ensure --out $(DEMO_DIR)
+	eval "$$($(STACK) env)" && $(BIN)/recs demo load --data $(DEMO_DIR)
 	$(BIN)/python -m loadtests.bench --data $(DEMO_DIR) $(BENCH_ARGS)
 	$(if $(OVERLOAD_MODES),$(BIN)/python -m loadtests.overload --data $(DEMO_DIR) \
 		--modes $(OVERLOAD_MODES) --report reports/overload.md)

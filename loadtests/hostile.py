@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/demo"))
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args(argv)
-    with embedded_service(args.data, [f"RECS_API_KEYS={KEY}"]) as url:
+    with embedded_service(args.data, [f"RECS_API_KEYS={KEY}"]) as (url, _):
         _latencies(url, 200)  # warm: every user's first read
         before = _latencies(url, args.requests)
         runs = [

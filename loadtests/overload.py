@@ -5,8 +5,8 @@ recovers. `make bench` runs it after the bench, in both modes.
         [--set RECS_X=...] [--report reports/overload.md]
 
 Starts `python -m app` on the embedded data (`embedded`), or against the local stack with the
-demo loaded in it (`remote`: the stack is started and loaded when needed, as the bench does),
-then for the feed and for similar items:
+demo loaded in it (`remote`; `make bench` starts and loads the stack first), then for the feed
+and for similar items:
 
 1. the knee: closed-loop saturation (vegeta, 32 workers, `--seconds`), the rate of 200s;
 2. open loop (vegeta, constant rate, new connections as needed) at 150 % and at 200 % of the
@@ -29,16 +29,15 @@ import base64
 import contextlib
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scripts import procs, tools
+from scripts import procs, stack, tools
 from scripts.stats import percentile
 
 
@@ -51,32 +50,33 @@ class Answer:
 
 
 @contextlib.contextmanager
-def embedded_service(data: Path, settings: list[str]) -> Iterator[str]:
-    """`python -m app` on embedded `data`, `settings` (RECS_X=value) applied; yields its URL."""
-    with _service(
-        {"RECS_BACKEND": "embedded", "RECS_EMBEDDED_DATA_DIR": str(data)}, settings
-    ) as url:
-        yield url
+def embedded_service(
+    data: Path, settings: list[str], argv: Sequence[str] = (sys.executable, "-m", "app")
+) -> Iterator[tuple[str, int]]:
+    """The service (`argv`: `python -m app`) on embedded `data`, `settings` (RECS_X=value)
+    applied; yields its URL and pid."""
+    backend = {"RECS_BACKEND": "embedded", "RECS_EMBEDDED_DATA_DIR": str(data)}
+    with _service(backend, settings, argv) as answer:
+        yield answer
 
 
 @contextlib.contextmanager
-def remote_service(data: Path, settings: list[str]) -> Iterator[str]:
-    """`python -m app` against the local stack with `data` loaded in it; yields its URL."""
-    from loadtests.bench import environment
-
-    try:
-        env = environment.ensure_stack(start=True, say=print)
-        environment.ensure_data(data, env, load=True, say=print)
-    except environment.SetupError as exc:
-        raise SystemExit(str(exc)) from None
-    with _service({**env, "RECS_BACKEND": "remote"}, settings) as url:
-        yield url
+def remote_service(data: Path, settings: list[str]) -> Iterator[tuple[str, int]]:
+    """`python -m app` against the local stack, which must be up with `data` loaded in it
+    (`make bench` sees to both); yields its URL and pid."""
+    if not all(server.ready for server in stack.status()):
+        raise SystemExit(f"the local stack is not up: run `make stack-up` and load {data}")
+    backend = {**stack.client_env(), "RECS_BACKEND": "remote"}
+    with _service(backend, settings, (sys.executable, "-m", "app")) as answer:
+        yield answer
 
 
 @contextlib.contextmanager
-def _service(backend: dict[str, str], settings: list[str]) -> Iterator[str]:
+def _service(
+    backend: dict[str, str], settings: list[str], argv: Sequence[str]
+) -> Iterator[tuple[str, int]]:
     port = procs.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    env = procs.env_without_settings()
     env.update(
         backend,
         RECS_API_KEYS="k",
@@ -90,7 +90,7 @@ def _service(backend: dict[str, str], settings: list[str]) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         process = procs.start(
-            [sys.executable, "-m", "app"],
+            argv,
             ready=lambda: procs.answers(f"{url}/readyz"),
             timeout_s=120,
             name="the service",
@@ -99,7 +99,7 @@ def _service(backend: dict[str, str], settings: list[str]) -> Iterator[str]:
     except procs.StartError as exc:
         raise SystemExit(str(exc)) from None
     try:
-        yield url
+        yield url, process.pid
     finally:
         procs.stop(process, grace_s=30)
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[list[str]] = []
     for mode in modes:
         service = embedded_service if mode == "embedded" else remote_service
-        with service(args.data, args.set) as url, tempfile.TemporaryDirectory() as tmp:
+        with service(args.data, args.set) as (url, _), tempfile.TemporaryDirectory() as tmp:
             for endpoint in args.endpoints.split(","):
                 rows += _endpoint_rows(mode, url, endpoint, args.seconds, Path(tmp))
     if args.report:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from app.offline.formats import write_neighbours
+from loadtests.bench.machine import cpu_model
 from scripts import stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,14 +76,9 @@ def load(env: dict[str, str], path: Path, version: str) -> dict[str, float]:
 
 
 def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return (
-        f"{cpu}, {os.cpu_count()} cores, {memory_kb / 1024 / 1024:.0f} GiB, "
+        f"{cpu_model()}, {os.cpu_count()} cores, {memory_kb / 1024 / 1024:.0f} GiB, "
         f"Linux {platform.release()}, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.2f}; Cassandra 5.0.8 on the same machine"
     )

@@ -15,10 +15,8 @@ docs/deployment.md#workers has the figures. Linux only (/proc, taskset).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,6 @@ from pathlib import Path
 import httpx
 
 from loadtests.bench import vegeta, workload
-from loadtests.bench.processes import TICKS
 from scripts import procs, tools
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,19 +66,6 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def cpu_s(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-def box_busy_s() -> float:
-    """CPU seconds the whole machine spent busy so far (all cores, /proc/stat)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks[:8]) - idle) / TICKS
-
-
 def children_cpu_s() -> float:
     """CPU seconds of the children this process has waited for (the vegeta runs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -95,7 +79,7 @@ def _mb(kb: int) -> str:
 def start(data: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = procs.free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RECS_")},
+        **procs.env_without_settings(),
         "RECS_BACKEND": "embedded",
         "RECS_EMBEDDED_DATA_DIR": str(data),
         "RECS_CURSOR_SECRET": "workers-bench",
@@ -104,23 +88,30 @@ def start(data: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes],
         "RECS_PORT": str(port),
         "RECS_WORKERS": str(workers),
     }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app"], env=env, cwd=REPO, stdout=out, stderr=out
-        )
     url = f"http://127.0.0.1:{port}"
     seen: set[int] = set()
-    deadline = time.monotonic() + 180
-    while len(seen) < workers:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"no service with {workers} workers:\n{log.read_text()[-3000:]}")
+
+    def every_worker_answered() -> bool:
         try:
             match = PROCESS_ID.search(httpx.get(f"{url}/metrics", timeout=2).content)
-            if match:
-                seen.add(int(float(match.group(1))))
         except httpx.TransportError:
-            time.sleep(0.2)
+            return False
+        if match:
+            seen.add(int(float(match.group(1))))
+        return len(seen) == workers
+
+    try:
+        process = procs.start(
+            [sys.executable, "-m", "app"],
+            ready=every_worker_answered,
+            timeout_s=180,
+            name=f"the service with {workers} workers",
+            log=log,
+            env=env,
+            cwd=REPO,
+        )
+    except procs.StartError as exc:
+        raise SystemExit(str(exc)) from None
     return process, url
 
 
@@ -135,8 +126,9 @@ class Usage:
 
     @classmethod
     def read(cls, pids: list[int]) -> Usage:
-        server = tuple(cpu_s(pid) for pid in pids)
-        return cls(time.monotonic(), server, children_cpu_s(), box_busy_s())
+        server = tuple(procs.cpu_seconds(pid) for pid in pids)
+        busy, _ = procs.box_cpu_seconds()
+        return cls(time.monotonic(), server, children_cpu_s(), busy)
 
     def cores_since(self, start: Usage) -> tuple[float, float, float]:
         """Cores used since `start`: the server, vegeta, and the rest of the box."""
@@ -180,8 +172,7 @@ def measure(args: argparse.Namespace, count: int, work: Path) -> dict[str, str]:
         )
         loaded = [Memory.of(pid) for pid in pids]
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        procs.stop(process, grace_s=60)
     cpu = [b - a for a, b in zip(before.server_s, after.server_s, strict=True)]
     cores = after.cores_since(before)
     return {

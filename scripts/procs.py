@@ -6,7 +6,10 @@
   the stack, whose servers outlive the process that started them.
 - `stop` ends a child: SIGTERM, SIGKILL after a grace period, and waits for it (no zombie).
 - `answers` is the usual readiness check: an HTTP GET that answers 200.
+- `env_without_settings` is the environment a service child starts from.
 - `free_port`, `free_ports`, `port_in_use`, `port_open`: ports on the loopback address.
+- `cpu_seconds`, `box_cpu_seconds`: CPU time of a process or thread, and of the machine
+  (Linux: /proc).
 
 A process is always stopped by its own pid or process group, never by name.
 """
@@ -14,6 +17,7 @@ A process is always stopped by its own pid or process group, never by name.
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -113,6 +117,11 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> int
     return process.wait()
 
 
+def env_without_settings() -> dict[str, str]:
+    """This process's environment without its `RECS_*` settings (the caller sets its own)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+
+
 def answers(url: str, timeout_s: float = 2.0) -> bool:
     """Whether a GET of `url` answers 200 (proxies ignored: the servers are local)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -176,3 +185,24 @@ def port_open(port: int, address: str = HOST) -> bool:
             return True
     except OSError:
         return False
+
+
+# --- CPU time (Linux: /proc) ------------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User and system CPU seconds of process `pid` (all its threads), or of its `thread`."""
+    path = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = path.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def box_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds of the whole machine so far, every core: busy, and in all."""
+    with open("/proc/stat") as stat:
+        # user nice system idle iowait irq softirq steal
+        ticks = [int(v) for v in stat.readline().split()[1:9]]
+    total = sum(ticks)
+    return (total - ticks[3] - ticks[4]) / TICKS, total / TICKS

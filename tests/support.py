@@ -7,7 +7,6 @@ service itself), started on free ports and stopped by the fixtures that own them
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -94,9 +93,8 @@ class ServiceProcess:
 
     def start(self, timeout_s: float = 60) -> None:
         # The developer's own RECS_* exports (servers, keys) must not leak into the service.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
         env = {
-            **inherited,
+            **procs.env_without_settings(),
             "RECS_CURSOR_SECRET": "test-cursor-secret",
             # The suite's concurrent clients on a busy machine queue longer than the production
             # target; admission by queueing delay has its own tests (tests/unit/api).

@@ -4,8 +4,7 @@
 
 Modules, in the order a run uses them:
 
-- `runner`       the command line and the run: stack, data, sections, report
-- `environment`  the local stack (scripts/stack.py) and the demo data: checked, started, loaded
+- `runner`       the command line and the run: sections, the knee, report
 - `plan`         sections, ablations and durations
 - `variants`     the server variants: which pieces, which settings
 - `server`       the bench server: `python -m app` plus /bench/floor, pieces swapped

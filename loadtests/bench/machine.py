@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,38 +30,25 @@ PACKAGES = (
 )
 
 
-def load_average() -> tuple[float, float, float]:
-    one, five, fifteen = os.getloadavg()
-    return one, five, fifteen
-
-
 def describe() -> dict[str, object]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = 0.0
-    try:
-        match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        if match:
-            memory_gib = int(match.group(1)) / 1024 / 1024
-    except OSError:
-        pass
     return {
-        "cpu_model": cpu_model or platform.processor() or "unknown",
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
-        "memory_gib": round(memory_gib, 1),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "kernel": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0] + f" ({sys.implementation.name})",
         "packages": {name: _version(name) for name in PACKAGES},
-        "vegeta": _pinned("vegeta"),
+        "vegeta": tools.pinned_version("vegeta"),
         "git": _git("describe", "--always", "--dirty", "--abbrev=12").strip(),
-        "app_changes": [line for line in _git("status", "--porcelain", "--", "app").splitlines()],
+        "app_changes": _git("status", "--porcelain", "--", "app").splitlines(),
     }
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def _version(name: str) -> str:
@@ -70,13 +56,6 @@ def _version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "-"
-
-
-def _pinned(tool: str) -> str:
-    try:
-        return tools.pinned_version(tool)
-    except (OSError, LookupError):
-        return "?"
 
 
 def _git(*args: str) -> str:

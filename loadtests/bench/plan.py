@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from loadtests.bench.variants import (
@@ -64,18 +64,6 @@ class Durations:
     dynamodb_calls: int = 400
     serialization_loops: int = 2000
 
-    def scaled(self, factor: float) -> Durations:
-        """Every duration and count times `factor` (the pause and the step counts kept)."""
-        return replace(
-            self,
-            **{name: getattr(self, name) * factor for name in _SECONDS},
-            **{name: max(5, round(getattr(self, name) * factor)) for name in _COUNTS},
-        )
-
-
-_SECONDS = ("warmup_s", "probe_s", "ramp_step_s", "fixed_s", "ablation_fixed_s", "profile_s")
-_COUNTS = ("scylla_reps", "catalog_calls", "dynamodb_calls", "serialization_loops")
-
 
 FULL: Final = Durations()
 QUICK: Final = Durations(
@@ -110,7 +98,7 @@ class Ablation:
     histograms: bool = False  # latency histograms and GC at the common load
 
 
-NB_OFF = PRODUCT.with_env("batched, no neighbour cache", "", NO_NEIGHBOUR_CACHE)
+NB_OFF = PRODUCT.with_env("batched, no neighbour cache", NO_NEIGHBOUR_CACHE)
 # For ablations of a per-request cost of a few %: catalog entries that do not expire during
 # the run, so that catalog misses (a catalog call costs more than the whole difference) do not
 # differ between the variants and blur it.
@@ -126,7 +114,7 @@ ABLATIONS: Final = (
         "(RECS_NEIGHBOUR_CACHE_MB=0) so that every feed request reads Scylla.",
         (
             NB_OFF,
-            Variant("fan-out on the loop, no cache", "", Pieces(scylla="fanout"), NB_OFF.env),
+            Variant("fan-out on the loop, no cache", Pieces(scylla="fanout"), NB_OFF.env),
         ),
     ),
     Ablation(
@@ -139,8 +127,8 @@ ABLATIONS: Final = (
         "(`pieces.SignedJsonDynamoDB`).",
         (
             PRODUCT,
-            Variant("boto3 in threads", "", Pieces(dynamodb="boto3")),
-            Variant("signed JSON (experiment)", "", Pieces(dynamodb="signed-json")),
+            Variant("boto3 in threads", Pieces(dynamodb="boto3")),
+            Variant("signed JSON (experiment)", Pieces(dynamodb="signed-json")),
         ),
     ),
     Ablation(
@@ -151,10 +139,9 @@ ABLATIONS: Final = (
         "(from_attributes), so FastAPI validates it and serializes it (this FastAPI version "
         "serializes a response_model with pydantic-core's dump_json).",
         (
-            PRODUCT.with_env("product, catalog TTL 1 h", "", STEADY_CATALOG),
+            PRODUCT.with_env("product, catalog TTL 1 h", STEADY_CATALOG),
             Variant(
                 "Pydantic response models, catalog TTL 1 h",
-                "",
                 Pieces(responses="pydantic"),
                 STEADY_CATALOG,
             ),
@@ -166,7 +153,7 @@ ABLATIONS: Final = (
         "Tuned GC (7000,20,20 + freeze) vs CPython's defaults (700,10,10)",
         "Same server, RECS_GC_THRESHOLDS and RECS_GC_FREEZE changed. Latency histograms at "
         "the same offered load and the collections counted by recs_gc_pause_seconds.",
-        (PRODUCT, PRODUCT.with_env("default GC", "", DEFAULT_GC)),
+        (PRODUCT, PRODUCT.with_env("default GC", DEFAULT_GC)),
         histograms=True,
     ),
     Ablation(
@@ -176,10 +163,9 @@ ABLATIONS: Final = (
         "catalog once. Measured on `popular`: one catalog call and nothing else per request, "
         "so the CPU difference per request is the transport's CPU per call.",
         (
-            PRODUCT.with_env("aiohttp transport, no catalog cache", "", NO_CATALOG_CACHE),
+            PRODUCT.with_env("aiohttp transport, no catalog cache", NO_CATALOG_CACHE),
             Variant(
                 "httpx default transport, no catalog cache",
-                "",
                 Pieces(catalog_http="httpx"),
                 dict(NO_CATALOG_CACHE),
             ),
@@ -193,9 +179,9 @@ ABLATIONS: Final = (
         "cache (TTL), each turned off alone and both together.",
         (
             PRODUCT,
-            NB_OFF.with_env("no neighbour cache", "", {}),
-            PRODUCT.with_env("no catalog cache", "", NO_CATALOG_CACHE),
-            PRODUCT.with_env("no caches", "", {**NO_NEIGHBOUR_CACHE, **NO_CATALOG_CACHE}),
+            NB_OFF.with_env("no neighbour cache", {}),
+            PRODUCT.with_env("no catalog cache", NO_CATALOG_CACHE),
+            PRODUCT.with_env("no caches", {**NO_NEIGHBOUR_CACHE, **NO_CATALOG_CACHE}),
         ),
     ),
     Ablation(
@@ -218,7 +204,7 @@ ABLATIONS: Final = (
         "are Prometheus), so the product passes `FastAPI(telemetry={...: False})` "
         "(`app.main.FASTAPI_TELEMETRY`); the variant keeps FastAPI's defaults. Measured on "
         "the framework floor, where the framework is all there is.",
-        (PRODUCT, Variant("FastAPI telemetry on", "", Pieces(fastapi_telemetry="on"))),
+        (PRODUCT, Variant("FastAPI telemetry on", Pieces(fastapi_telemetry="on"))),
         endpoints=("floor",),
     ),
     Ablation(
@@ -231,11 +217,10 @@ ABLATIONS: Final = (
         "CPU per request at the same offered load. Both with a catalog cache TTL of 1 h (see "
         "`responses`).",
         (
-            PRODUCT.with_env("product, catalog TTL 1 h", "", STEADY_CATALOG),
+            PRODUCT.with_env("product, catalog TTL 1 h", STEADY_CATALOG),
             Variant(
                 "no instrumentation, catalog TTL 1 h",
-                "",
-                Pieces(instrumentation=False),
+                Pieces(instrumentation="off"),
                 STEADY_CATALOG,
             ),
         ),

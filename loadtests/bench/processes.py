@@ -1,10 +1,10 @@
 """The bench servers as child processes (`scripts.procs`, stopped by their own pid), and the
-CPU time from /proc: the server's main thread (the event loop), its other threads, the box.
+CPU time they spend (/proc): the server's main thread (the event loop), all its threads, the
+box.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +15,6 @@ from loadtests.bench.variants import Variant
 from scripts import procs
 
 REPO = Path(__file__).resolve().parents[2]
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -41,9 +40,8 @@ class BenchServer:
 
     def start(self, timeout_s: float = 90) -> None:
         # The caller's own RECS_* exports never leak in: only the benchmark's settings.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
         env = {
-            **inherited,
+            **procs.env_without_settings(),
             **self.env,
             **self.variant.env,
             "RECS_HOST": "127.0.0.1",
@@ -72,45 +70,33 @@ class BenchServer:
 
 @dataclass(frozen=True)
 class CpuTimes:
-    """CPU seconds at one instant: the server's main thread, its other threads, the box, and
+    """CPU seconds at one instant: the server's main thread, the whole server, the box, and
     how long the main thread has waited, runnable, for a core (schedstat's run delay)."""
 
     at: float
     main_s: float
-    threads_s: float
+    server_s: float
     box_busy_s: float
     box_total_s: float
     main_wait_s: float | None  # None where the kernel keeps no scheduler statistics
 
     @classmethod
     def read(cls, pid: int) -> CpuTimes:
-        main = other = 0.0
-        task_dir = Path(f"/proc/{pid}/task")
-        for task in task_dir.iterdir():
-            try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # a thread that just ended
-            seconds = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-            if task.name == str(pid):
-                main += seconds
-            else:
-                other += seconds
-        busy, total = _box_times()
-        return cls(time.monotonic(), main, other, busy, total, _run_delay_s(pid))
+        main, server = procs.cpu_seconds(pid, thread=pid), procs.cpu_seconds(pid)
+        busy, total = procs.box_cpu_seconds()
+        return cls(time.monotonic(), main, server, busy, total, _run_delay_s(pid))
 
     def __sub__(self, before: CpuTimes) -> CpuUse:
+        waited = None
+        if self.main_wait_s is not None and before.main_wait_s is not None:
+            waited = self.main_wait_s - before.main_wait_s
         return CpuUse(
             wall_s=self.at - before.at,
             main_s=self.main_s - before.main_s,
-            threads_s=self.threads_s - before.threads_s,
+            server_s=self.server_s - before.server_s,
             box_busy_s=self.box_busy_s - before.box_busy_s,
             box_total_s=self.box_total_s - before.box_total_s,
-            main_wait_s=(
-                self.main_wait_s - before.main_wait_s
-                if self.main_wait_s is not None and before.main_wait_s is not None
-                else None
-            ),
+            main_wait_s=waited,
         )
 
 
@@ -118,14 +104,10 @@ class CpuTimes:
 class CpuUse:
     wall_s: float
     main_s: float
-    threads_s: float
+    server_s: float
     box_busy_s: float
     box_total_s: float
     main_wait_s: float | None
-
-    @property
-    def server_s(self) -> float:
-        return self.main_s + self.threads_s
 
     @property
     def main_share(self) -> float:
@@ -155,12 +137,3 @@ def _run_delay_s(pid: int) -> float | None:
         return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return None
-
-
-def _box_times() -> tuple[float, float]:
-    with open("/proc/stat") as stat:
-        parts = stat.readline().split()[1:]
-    values = [int(v) for v in parts[:8]]  # user nice system idle iowait irq softirq steal
-    idle = values[3] + values[4]
-    total = sum(values)
-    return (total - idle) / TICKS, total / TICKS

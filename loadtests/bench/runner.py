@@ -1,5 +1,8 @@
 """`python -m loadtests.bench`: the benchmark, from a ready stack to docs/benchmark.md.
 
+The stack runs and holds the demo before it starts (`make bench` sees to both); it is never
+started, loaded or stopped here.
+
 Each selected section (`plan`) runs on servers started on free ports and stopped at its end:
 the micro-benchmarks, the product's endpoints (warm-up, the knee, then 50 % and 70 % of it,
 open loop), the profile, the ablations. Raw output and `results.json` go to
@@ -20,18 +23,18 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loadtests.bench import environment, machine, micro, plan, prom, report, vegeta, workload
+from loadtests.bench import machine, micro, plan, prom, report, vegeta, workload
 from loadtests.bench import profile as profiling
 from loadtests.bench.plan import Ablation, Durations
 from loadtests.bench.processes import BenchServer, CpuTimes, CpuUse
 from loadtests.bench.variants import PRODUCT, Variant
-from scripts import tools
+from scripts import procs, stack, tools
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "bench-key"
@@ -45,8 +48,6 @@ QUICK_OUT = REPO / "reports" / "bench-quick.md"
 
 @dataclass
 class Measurement:
-    variant: str
-    endpoint: str
     kind: str  # "probe" | "ramp" | "fixed"
     label: str
     result: vegeta.Result
@@ -175,8 +176,6 @@ class BenchRun:
     load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     finished: dt.datetime | None = None
     dataset: str = ""
-    data_status: str = ""
-    stack: str = ""
     work_dir: Path = Path()
     product: dict[str, EndpointRuns] = field(default_factory=dict)
     profile: profiling.Profile | None = None
@@ -197,9 +196,7 @@ class BenchRun:
             "machine": self.machine,
             "load_start": self.load_start,
             "load_end": self.load_end,
-            "stack": self.stack,
             "dataset": self.dataset,
-            "data_status": self.data_status,
             "work_dir": _relative(self.work_dir),
             "durations": dataclasses.asdict(self.durations),
             "plan": {k: v for k, v in vars(plan).items() if k.isupper() and _number(v)},
@@ -232,15 +229,13 @@ class Bench:
         self,
         run: BenchRun,
         *,
-        durations: Durations,
         env: dict[str, str],
         dataset: workload.Dataset,
         vegeta_bin: Path,
-        py_spy: Path,
         verbose: bool = True,
     ) -> None:
-        self.run, self.durations, self.env, self.dataset = run, durations, env, dataset
-        self.vegeta, self.py_spy, self.verbose = vegeta_bin, py_spy, verbose
+        self.run, self.durations, self.env, self.dataset = run, run.durations, env, dataset
+        self.vegeta, self.verbose = vegeta_bin, verbose
         self.now_ms = int(time.time() * 1000)
         self._servers = 0
         self._streams: dict[Path, workload.TargetStream] = {}
@@ -300,10 +295,7 @@ class Bench:
         cpu = CpuTimes.read(server.pid) - cpu_before
         stream.advance(result.requests)
         metrics = prom.RunMetrics.of(prom.Snapshot.scrape(server.url) - before)
-        m = Measurement(
-            variant.name, endpoint, kind, label, result, cpu, metrics, load_before,
-            stream.path, started_at,
-        )  # fmt: skip
+        m = Measurement(kind, label, result, cpu, metrics, load_before, stream.path, started_at)
         self.say(
             f"  {variant.name} {endpoint} {label}: served {result.served:.0f} req/s, "
             f"p50 {report.ms(result.percentile(50))} p99 {report.ms(result.percentile(99))} ms, "
@@ -478,7 +470,8 @@ class Bench:
         try:
             time.sleep(1)
             out = self.run.work_dir / "profile-feed.txt"
-            command, path = profiling.record(self.py_spy, server.pid, duration, out)
+            py_spy = tools.require("py-spy")
+            command, path = profiling.record(py_spy, server.pid, duration, out)
         finally:
             load.wait(timeout=duration + 30)
         self.run.profile = profiling.analyse(path, command)
@@ -489,8 +482,8 @@ class Bench:
         self.say(f"ablation {ablation.name}: {ablation.title}")
         runs = AblationRuns(ablation)
         self.run.ablations.append(runs)
-        with contextlib.ExitStack() as stack:
-            servers = [(v, *stack.enter_context(self.server(v))) for v in ablation.variants]
+        with contextlib.ExitStack() as started:
+            servers = [(v, *started.enter_context(self.server(v))) for v in ablation.variants]
             for variant, server, _ in servers:
                 runs.started_s[variant.name] = server.started_s
             for endpoint in ablation.endpoints:
@@ -524,7 +517,7 @@ class Bench:
 
     def micro(self) -> None:
         d = self.durations
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECS_")}, **self.env}
+        env = {**procs.env_without_settings(), **self.env}
         sizes = [f"--users={self.dataset.users}", f"--items={self.dataset.items}"]
         counts = {
             "scylla": d.scylla_reps,
@@ -548,6 +541,33 @@ class Bench:
                 self.run.problems.append(f"micro {what} failed: {done.stdout[-1500:]}")
                 continue
             self.run.micro[what] = micro.summarize(json.loads(out.read_text()))
+
+
+class SetupError(RuntimeError):
+    """The stack or the data is not there: `make bench` provides both."""
+
+
+def open_bench(
+    run: BenchRun, data: Path, settings: Mapping[str, str], *, verbose: bool = True
+) -> Bench:
+    """A bench against the running local stack, with the demo in `data` loaded in it, and
+    `settings` (`RECS_*`) for every server it starts."""
+    down = [s.server for s in stack.status() if s.pid is None or not s.ready]
+    if down:
+        raise SetupError(f"the local stack is not up ({', '.join(down)} down): run `make stack-up`")
+    if not (data / "manifest.json").is_file():
+        raise SetupError(f"no demo in {data}: run `make bench`, or `recs demo ensure` and load")
+    dataset = workload.Dataset.from_dir(data)
+    run.dataset = dataset.describe()
+    env = {
+        **stack.client_env(),
+        "RECS_BACKEND": "remote",
+        "RECS_API_KEYS": API_KEY,
+        "RECS_CURSOR_SECRET": "bench-cursor-secret",
+        "RECS_SHUTDOWN_GRACE_S": "2",
+        **settings,
+    }
+    return Bench(run, env=env, dataset=dataset, vegeta_bin=tools.require("vegeta"), verbose=verbose)
 
 
 # --- the knee ----------------------------------------------------------------------------------
@@ -629,13 +649,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true", help="tiny durations; without --only: floor,feed,similar")
     add("--only", default="", help=f"comma-separated sections of: {', '.join(plan.SECTIONS)}")
     add("--out", type=Path, help="the report (docs/benchmark.md; --quick: reports/bench-quick.md)")
-    add("--data", type=Path, default=REPO / "data" / "demo", help="the demo folder")
-    add("--skip-load", action="store_true", help="do not check or load the data into the stack")
-    add("--no-stack-up", action="store_true", help="fail when the stack is down (do not start it)")
-    add("--scale", type=float, default=1.0, help="multiply every duration (e.g. 0.5, 2)")
+    add("--data", type=Path, default=REPO / "data" / "demo", help="the demo, loaded in the stack")
     add("--set", action="append", default=[], metavar="RECS_X=V", help="a setting for every server")
     add("--work-dir", type=Path, help="raw results (default reports/bench/<time>)")
-    add("--quiet", action="store_true", help="no progress lines")
     add("--render", type=Path, metavar="RESULTS_JSON", help="only render a run's report again")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -664,9 +680,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the run through the `finally`s: every server started is stopped, the report written.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    durations = plan.QUICK if args.quick else plan.FULL
-    if args.scale != 1.0:
-        durations = durations.scaled(args.scale)
     started = dt.datetime.now(dt.UTC)
     work_dir = args.work_dir or REPO / "reports" / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -674,46 +687,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = BenchRun(
         command=shlex.join(["python", "-m", "loadtests.bench", *given]),
         started=started,
-        options={"sections": args.sections, "quick": args.quick, "scale": args.scale},
-        durations=durations,
+        options={"sections": args.sections, "quick": args.quick},
+        durations=plan.QUICK if args.quick else plan.FULL,
         machine=machine.describe(),
-        load_start=machine.load_average(),
+        load_start=os.getloadavg(),
         work_dir=work_dir,
     )
-
-    say = (lambda _: None) if args.quiet else _say
     try:
-        vegeta_bin = tools.require("vegeta")
-        py_spy = tools.require("py-spy") if "profile" in args.sections else tools.path("py-spy")
-    except tools.ToolMissing as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    try:
-        env = environment.ensure_stack(start=not args.no_stack_up, say=say)
-        run.stack = "Cassandra 5 (ScyllaDB stand-in), DynamoDB Local, reference catalog service"
-        run.data_status = environment.ensure_data(args.data, env, load=not args.skip_load, say=say)
-    except environment.SetupError as exc:
+        if "profile" in args.sections:
+            tools.require("py-spy")
+        bench = open_bench(run, args.data, dict(setting.split("=", 1) for setting in args.set))
+    except (SetupError, tools.ToolMissing) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    dataset = workload.Dataset.from_dir(args.data)
-    run.dataset = dataset.describe()
-    server_env = {
-        **env,
-        "RECS_BACKEND": "remote",
-        "RECS_API_KEYS": API_KEY,
-        "RECS_CURSOR_SECRET": "bench-cursor-secret",
-        "RECS_SHUTDOWN_GRACE_S": "2",
-        **dict(setting.split("=", 1) for setting in args.set),
-    }
-    bench = Bench(
-        run,
-        durations=durations,
-        env=server_env,
-        dataset=dataset,
-        vegeta_bin=vegeta_bin,
-        py_spy=py_spy,
-        verbose=not args.quiet,
-    )
     try:
         if "micro" in args.sections:
             bench.micro()
@@ -724,10 +710,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ablation.name in args.sections:
                 bench.ablation(ablation)
     finally:
-        run.load_end = machine.load_average()
+        run.load_end = os.getloadavg()
         run.finished = dt.datetime.now(dt.UTC)
         results = run.results()
         (work_dir / "results.json").write_text(json.dumps(results, indent=1))
         report.write(results, args.out)
-        say(f"report: {args.out} (raw results in {work_dir})")
+        _say(f"report: {args.out} (raw results in {work_dir})")
     return 0

@@ -70,7 +70,7 @@ def install(pieces: Pieces) -> None:
         _replace(routes, "page_response", naive.unserialized)
     if pieces.catalog_http == "httpx":
         catalog.build_http_client = naive.build_default_http_client
-    if not pieces.instrumentation:
+    if pieces.instrumentation == "off":
         _replace(main, "Metrics", naive.UninstrumentedMetrics)
     if pieces.fastapi_telemetry == "on":
         main.FASTAPI_TELEMETRY = {}  # FastAPI's defaults
@@ -81,7 +81,7 @@ def install(pieces: Pieces) -> None:
 
     def create_app(settings: Settings | None = None) -> FastAPI:
         app = product_create_app(settings)
-        if not pieces.instrumentation:
+        if pieces.instrumentation == "off":
             app.user_middleware = [
                 m
                 for m in app.user_middleware

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final
 
-# Each piece's implementations, the product's first.
+# Each piece's implementations, the product's first. `instrumentation`: the request
+# middleware, dependency timers, loop-lag sampler and GC callbacks.
 _CHOICES: Final = {
     "scylla": ("batched", "fanout"),
     "dynamodb": ("aioboto3", "boto3", "signed-json"),
     "responses": ("orjson", "pydantic"),
     "catalog_http": ("aiohttp", "httpx"),
     "fastapi_telemetry": ("off", "on"),
+    "instrumentation": ("on", "off"),
 }
 
 
@@ -29,49 +31,38 @@ class Pieces:
     responses: str = "orjson"
     catalog_http: str = "aiohttp"
     fastapi_telemetry: str = "off"
-    instrumentation: bool = True
+    instrumentation: str = "on"
 
     def argv(self) -> list[str]:
         """Command-line options of `python -m loadtests.bench.server` for these pieces."""
-        out: list[str] = []
-        for name in _CHOICES:
-            out += [f"--{name.replace('_', '-')}", getattr(self, name)]
-        if not self.instrumentation:
-            out.append("--no-instrumentation")
-        return out
+        return [word for name in _CHOICES for word in (_option(name), getattr(self, name))]
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for name, choices in _CHOICES.items():
             parser.add_argument(
-                f"--{name.replace('_', '-')}",
+                _option(name),
                 dest=name,
                 choices=choices,
                 default=choices[0],
                 help=f"default: {choices[0]} (the product)",
             )
-        parser.add_argument(
-            "--no-instrumentation",
-            dest="instrumentation",
-            action="store_false",
-            help="no request middleware, dependency timers, loop-lag or GC probes",
-        )
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> Pieces:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        return cls(**{name: getattr(args, name) for name in _CHOICES})
 
     def differences(self) -> list[str]:
         """What differs from the product, as `name=value` words."""
-        product = Pieces()
-        words = [
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if f.name != "instrumentation" and getattr(self, f.name) != getattr(product, f.name)
+        return [
+            f"{name}={getattr(self, name)}"
+            for name, choices in _CHOICES.items()
+            if getattr(self, name) != choices[0]
         ]
-        if not self.instrumentation:
-            words.append("instrumentation=off")
-        return words
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
 
 
 # Settings of the CPython-default GC, and of each cache turned off.
@@ -83,12 +74,11 @@ NO_CATALOG_CACHE: Final = MappingProxyType({"RECS_CATALOG_CACHE_TTL_S": "0"})
 @dataclass(frozen=True)
 class Variant:
     name: str
-    description: str
     pieces: Pieces = field(default_factory=Pieces)
     env: Mapping[str, str] = field(default_factory=dict)
 
-    def with_env(self, name: str, description: str, env: Mapping[str, str]) -> Variant:
-        return replace(self, name=name, description=description, env={**self.env, **env})
+    def with_env(self, name: str, env: Mapping[str, str]) -> Variant:
+        return replace(self, name=name, env={**self.env, **env})
 
     def summary(self) -> str:
         """Pieces and settings that differ from the product, for the report."""
@@ -96,10 +86,9 @@ class Variant:
         return ", ".join(f"`{word}`" for word in words) or "the product as shipped"
 
 
-PRODUCT: Final = Variant("product", "the product as shipped")
+PRODUCT: Final = Variant("product")
 NAIVE: Final = Variant(
     "naive",
-    "every optimization off",
     Pieces(
         scylla="fanout",
         dynamodb="boto3",

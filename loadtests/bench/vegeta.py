@@ -71,13 +71,6 @@ class Attack:
                 argv.append(f"-max-workers={self.max_workers}")
         return argv
 
-    def describe(self) -> str:
-        if self.once:
-            return f"each request once, {self.workers} workers, at most {self.duration_s:g} s"
-        if self.rate is None:
-            return f"closed loop, {self.workers} workers, {self.duration_s:g} s"
-        return f"{self.rate:.0f} req/s open loop, {self.duration_s:g} s"
-
 
 @dataclass
 class Result:
@@ -127,7 +120,6 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "attack": self.attack.describe(),
             "rate": self.attack.rate,
             "duration_s": self.attack.duration_s,
             "requests": self.requests,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from loadtests.bench import environment, machine, plan, runner, workload
+from loadtests.bench import plan, runner
 from scripts import tools
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,38 +36,20 @@ def open_bench(
 ) -> runner.Bench:
     """A bench over the running stack (never started here), the demo data as loaded, and
     `settings` (`RECS_*`) for every server it starts."""
-    try:
-        vegeta = tools.require("vegeta")
-        env = environment.ensure_stack(start=False, say=print)
-    except (tools.ToolMissing, environment.SetupError) as exc:
-        sys.exit(str(exc))
     work_dir: Path = args.work_dir or Path(tempfile.mkdtemp(prefix="recs-recipe-"))
     print(f"raw results in {work_dir}")
     run = runner.BenchRun(
         command=" ".join(sys.argv),
         started=dt.datetime.now(dt.UTC),
-        options={},
         durations=plan.FULL,
-        machine=machine.describe(),
-        load_start=machine.load_average(),
+        machine={},
+        load_start=os.getloadavg(),
         work_dir=work_dir,
     )
-    server_env = {
-        **env,
-        "RECS_BACKEND": "remote",
-        "RECS_API_KEYS": runner.API_KEY,
-        "RECS_SHUTDOWN_GRACE_S": "2",
-        **(settings or {}),
-    }
-    return runner.Bench(
-        run,
-        durations=plan.FULL,
-        env=server_env,
-        dataset=workload.Dataset.from_dir(args.data),
-        vegeta_bin=vegeta,
-        py_spy=tools.path("py-spy"),
-        verbose=False,
-    )
+    try:
+        return runner.open_bench(run, args.data, settings or {}, verbose=False)
+    except (runner.SetupError, tools.ToolMissing) as exc:
+        sys.exit(str(exc))
 
 
 def _ms(seconds: float | None) -> str:

@@ -15,23 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from loadtests.overload import embedded_service
 from scripts import procs, tools
 
 _PLAIN = (
     "import app.__main__ as main\nmain.guarded_protocol = lambda limits: 'httptools'\nmain.main()\n"
 )
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _attack(targets: Path, rate: int, seconds: float, folder: Path) -> dict[str, float]:
@@ -56,20 +51,10 @@ def _attack(targets: Path, rate: int, seconds: float, folder: Path) -> dict[str,
 
 
 def _run(args: argparse.Namespace, name: str, folder: Path) -> dict[str, list[float]]:
-    port = procs.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
-    env.update(RECS_BACKEND="embedded", RECS_EMBEDDED_DATA_DIR=str(args.data),
-               RECS_CURSOR_SECRET="ab", RECS_PORT=str(port), RECS_LOG_LEVEL="error")  # fmt: skip
-    for setting in args.a_set if name == "A" else args.b_set:
-        key, _, value = setting.partition("=")
-        env[key] = value
+    settings = args.a_set if name == "A" else args.b_set
     plain = name == "B" and args.b_plain_protocol
     argv = [sys.executable, "-c", _PLAIN] if plain else [sys.executable, "-m", "app"]
-    url = f"http://127.0.0.1:{port}"
-    process = procs.start(
-        argv, ready=lambda: procs.answers(f"{url}/readyz"), timeout_s=120, name=name, env=env
-    )
-    try:
+    with embedded_service(args.data, settings, argv) as (url, pid):
         feed = folder / "feed.txt"
         feed.write_text(
             "".join(f"GET {url}/v1/users/user-{n}/recommendations\n" for n in range(1, 501))
@@ -82,13 +67,11 @@ def _run(args: argparse.Namespace, name: str, folder: Path) -> dict[str, list[fl
             ("cheap", cheap, args.cheap_rate),
             ("feed", feed, args.feed_rate),
         ):
-            before = _cpu_s(process.pid)
+            before = procs.cpu_seconds(pid)
             result = _attack(targets, rate, args.seconds, folder)
-            per_request_us = (_cpu_s(process.pid) - before) / result["requests"] * 1e6
+            per_request_us = (procs.cpu_seconds(pid) - before) / result["requests"] * 1e6
             rows[route] = [per_request_us, result["p50_ms"], result["p99_ms"], result["success"]]
         return rows
-    finally:
-        procs.stop(process)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.gc_log
             else Pieces()
         )
-        variants[name] = Variant(name, "", pieces, settings)
+        variants[name] = Variant(name, pieces, settings)
         pinned = " (pinned)" if name == "B" and args.pin_b else ""
         print(f"{name}: {settings or 'as shipped'}{pinned}")
 

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = dict(pair.split("=", 1) for pair in args.b_set)
     if pieces == Pieces() and not settings:
         parser.error("the other variant is the product: give a piece or --b-set")
-    other = Variant("variant", "", pieces, settings)
+    other = Variant("variant", pieces, settings)
     print(f"variant: {', '.join(pieces.differences() + args.b_set)}")
 
     bench = _bench.open_bench(args)

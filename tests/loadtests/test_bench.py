@@ -5,8 +5,8 @@ session's small dataset (its own keyspace, table and catalog: conftest's `loaded
 run starts a real bench server, drives it with vegeta, reads /metrics and /proc, and writes
 results.json and the report rendered from it (test_report.py checks the rendering on made-up
 results). The harness is a subprocess (as `make bench` runs it). A stack that is down fails
-these tests (conftest's `stack_env`), and the harness itself refuses to run on one with
-`--no-stack-up` (checked on an empty stack of its own, so the shared one is untouched).
+these tests (conftest's `stack_env`), and the harness itself refuses to run on one (checked
+on an empty stack of its own, so the shared one is untouched).
 """
 
 from __future__ import annotations
@@ -87,8 +87,6 @@ def quick_run(
         str(work_dir),
         "--data",
         str(dataset.path),
-        "--skip-load",
-        "--no-stack-up",
         *settings,
     )
     assert process.returncode == 0, _output(process)
@@ -173,8 +171,6 @@ def test_the_harness_fails_when_the_stack_is_down(tmp_path: Path) -> None:
         "--quick",
         "--only",
         "floor",
-        "--no-stack-up",
-        "--skip-load",
         "--out",
         str(tmp_path / "benchmark.md"),
         "--work-dir",

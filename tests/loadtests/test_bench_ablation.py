@@ -16,8 +16,8 @@ from loadtests.bench.plan import Ablation
 from loadtests.bench.runner import Bench, BenchRun
 from loadtests.bench.variants import PRODUCT, Pieces, Variant
 
-SLOW = Variant("slow", "", Pieces(dynamodb="boto3"))
-FAST = Variant("fast", "", Pieces(dynamodb="signed-json"))
+SLOW = Variant("slow", Pieces(dynamodb="boto3"))
+FAST = Variant("fast", Pieces(dynamodb="signed-json"))
 KNEES = {PRODUCT.name: 200.0, SLOW.name: 100.0, FAST.name: 300.0}
 
 
@@ -35,11 +35,9 @@ class RecordingBench(Bench):
         )
         super().__init__(
             run,
-            durations=plan.QUICK,
             env={},
             dataset=None,  # type: ignore[arg-type]  # the fake servers need no targets
             vegeta_bin=tmp_path / "vegeta",
-            py_spy=tmp_path / "py-spy",
             verbose=False,
         )
         self.log: list[tuple[str, ...]] = []

@@ -23,7 +23,7 @@ from loadtests.bench.runner import (
 )
 from loadtests.bench.variants import NAIVE, PRODUCT
 
-GC = (PRODUCT, PRODUCT.with_env("default GC", "", {"RECS_GC_THRESHOLDS": "700,10,10"}))
+GC = (PRODUCT, PRODUCT.with_env("default GC", {"RECS_GC_THRESHOLDS": "700,10,10"}))
 
 
 def histogram(count: float, seconds: float) -> prom.HistogramDelta:
@@ -50,8 +50,8 @@ def run_at(rate: float | None, latency_ms: float, label: str, kind: str = "fixed
     result = vegeta.Result(
         attack, requests, {"200": requests}, {}, [latency_ms] * requests, 10.0, [100] * 10
     )
-    cpu = CpuUse(10.0, 5.0, 1.0, 12.0, 20.0, 0.1)
-    return Measurement("product", "feed", kind, label, result, cpu, metrics(requests), 0.5)
+    cpu = CpuUse(10.0, 5.0, 6.0, 12.0, 20.0, 0.1)
+    return Measurement(kind, label, result, cpu, metrics(requests), 0.5)
 
 
 def endpoint(knee: float, p99_ms: float, common: bool = False) -> EndpointRuns:

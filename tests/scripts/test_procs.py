@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,31 @@ def test_tail_is_the_last_lines_or_a_note(tmp_path: Path) -> None:
 
     assert procs.tail(log, lines=2) == "line 98\nline 99\n"
     assert procs.tail(tmp_path / "missing.log") == f"(no log at {tmp_path / 'missing.log'})\n"
+
+
+def test_a_child_environment_keeps_all_but_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECS_BACKEND", "remote")
+    monkeypatch.setenv("NOT_RECS_X", "kept")
+
+    env = procs.env_without_settings()
+
+    assert "RECS_BACKEND" not in env
+    assert env["NOT_RECS_X"] == "kept" and env["PATH"]
+
+
+def test_cpu_seconds_count_what_a_process_and_its_thread_spent() -> None:
+    pid = os.getpid()
+    process, thread, (busy, total) = (
+        procs.cpu_seconds(pid),
+        procs.cpu_seconds(pid, pid),
+        procs.box_cpu_seconds(),
+    )
+    began = time.process_time()
+    while time.process_time() - began < 0.5:  # CPU time, however busy the machine is
+        pass
+
+    assert procs.cpu_seconds(pid) - process >= 0.4
+    assert procs.cpu_seconds(pid, pid) - thread >= 0.4  # the spin ran on the main thread
+    busy_after, total_after = procs.box_cpu_seconds()
+    assert busy_after - busy >= 0.4
+    assert total_after - total >= busy_after - busy - 1e-6  # equal on a machine busy throughout
