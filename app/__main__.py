@@ -16,7 +16,7 @@ from app.api.middleware import Lifecycle
 from app.config import Settings
 from app.main import create_app
 from app.observability import logging as app_logging
-from app.server import ConnectionLimits, guarded_protocol
+from app.server import ArrivalAdmission, ConnectionLimits, guarded_protocol
 
 
 class _Server(uvicorn.Server):
@@ -61,7 +61,7 @@ def _serve(app: FastAPI, settings: Settings, sockets: list[socket.socket] | None
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=guarded_protocol(limits),
+        http=guarded_protocol(limits, _arrival_admission(app)),
         lifespan="on",
         # The app writes the one access line (RECS_ACCESS_LOG), without query strings.
         access_log=False,
@@ -72,6 +72,13 @@ def _serve(app: FastAPI, settings: Settings, sockets: list[socket.socket] | None
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     _Server(config, app.state.lifecycle).run(sockets)
+
+
+def _arrival_admission(app: FastAPI) -> ArrivalAdmission | None:
+    guard = app.state.lifecycle.admission
+    if guard is None:
+        return None
+    return ArrivalAdmission(guard, app.state.metrics.rejected.labels("shed").inc)
 
 
 if __name__ == "__main__":

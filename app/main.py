@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None, *, preloaded: Preloaded | None 
     )
     # The server's SIGTERM handler turns readiness off through this (see app.__main__).
     app.state.lifecycle = lifecycle
+    app.state.metrics = metrics  # the protocol counts what it sheds at arrival
     return app
 
 

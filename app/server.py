@@ -18,20 +18,39 @@ event loop's time for as long as the client likes. This subclass adds, per conne
 - **errors as JSON**: a request the parser refuses gets the service's JSON error body, not
   uvicorn's plain text;
 - **arrival time**: when a request's headers are complete the protocol records the loop's
-  time in `scope["state"]["arrived_at"]`, so the app can see how long a request queued.
+  time in `scope["state"]["arrived_at"]`, so the app can see how long a request queued;
+- **admission at arrival**: with admission control on, a request the guard predicts would
+  queue past its target (`QueueDelayGuard.arrive`) is answered 503 here, keeping the
+  connection, before a task or any app code exists for it; probes are never refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from app.api.admission import QueueDelayGuard
+from app.api.middleware import EXEMPT_PATHS, SHED_BODY
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalAdmission:
+    """The app's admission guard, asked as each request arrives; `on_shed` counts refusals."""
+
+    guard: QueueDelayGuard
+    on_shed: Callable[[], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """See the module doc. `limits` is set once per server (`guarded_protocol`)."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    admission: ClassVar[ArrivalAdmission | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -123,12 +143,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self.scope["state"]["arrived_at"] = time.monotonic()
         super().on_headers_complete()
-        if self.parser is not None and _has_body(self.scope["headers"]):
+        refused = self.cycle is not None and self.cycle.response_complete
+        if not refused and self.parser is not None and _has_body(self.scope["headers"]):
             self._arm(self.limits.body_timeout_s, self._body_too_slow)
 
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        admission = self.admission
+        scope = cycle.scope
+        if admission is not None and scope["path"] not in EXEMPT_PATHS:
+            now, cpu_s = time.monotonic(), time.thread_time()
+            if not admission.guard.arrive(now, cpu_s, write=scope["method"] == "POST"):
+                admission.on_shed()
+                self._shed(cycle)
+                return
+            scope["state"]["admitted_at_arrival"] = True  # the middleware calls guard.start()
+        super()._start_asgi_task(cycle, app)
 
     def send_400_response(self, msg: str) -> None:
         if self._header_lines > self.limits.max_headers:
@@ -139,6 +172,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # --- answers -----------------------------------------------------------------------
     def _refuse_headers(self, message: str) -> None:
         self._answer(431, "headers_too_large", message)
+
+    def _shed(self, cycle: RequestResponseCycle) -> None:
+        """503 with Retry-After, written at once; the connection stays open when it may."""
+        body = b"" if cycle.scope["method"] == "HEAD" else SHED_BODY
+        head = [STATUS_LINE[503]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: ", str(len(SHED_BODY)).encode(), b"\r\n",
+            b"retry-after: 1\r\n",
+        ]  # fmt: skip
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        self.transport.write(b"".join(head) + b"\r\n" + body)
+        # The cycle is answered: uvicorn drops the rest of its body and starts the next one.
+        cycle.response_started = cycle.response_complete = True
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
 
     def _answer(self, status: int, code: str, message: str) -> None:
         self._disarm()
@@ -169,6 +222,10 @@ def _has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class for one server, with its limits."""
-    return type("GuardedProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+def guarded_protocol(
+    limits: ConnectionLimits, admission: ArrivalAdmission | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class for one server, with its limits and, when on, admission at arrival."""
+    return type(
+        "GuardedProtocol", (GuardedHttpToolsProtocol,), {"limits": limits, "admission": admission}
+    )

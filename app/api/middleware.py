@@ -43,13 +43,13 @@ from app.observability.metrics import Metrics
 access = logging.getLogger("app.access")
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-_EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Methods the service knows; any other is counted as OTHER, so metrics stay bounded.
 _METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _OVERLOADED = orjson.dumps(
     {"error": {"code": "overloaded", "message": "too many requests in flight; retry shortly"}}
 )
-_SHED = orjson.dumps(
+SHED_BODY = orjson.dumps(
     {"error": {"code": "overloaded", "message": "requests are queueing; retry shortly"}}
 )
 _TOO_LARGE = orjson.dumps(
@@ -75,7 +75,7 @@ class KeyPolicy:
     reads: bool
 
     def applies(self, method: str, path: str) -> bool:
-        if path in _EXEMPT or not path.startswith("/v1/"):
+        if path in EXEMPT_PATHS or not path.startswith("/v1/"):
             return False
         return method != "GET" or self.reads
 
@@ -126,6 +126,9 @@ class RequestMiddleware:
         lifecycle = self.lifecycle
         path: str = scope["path"]
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        state = scope.get("state", {})
+        if state.get("admitted_at_arrival") and lifecycle.admission is not None:
+            lifecycle.admission.start()
 
         if self.keys.applies(method, path):
             verdict = self.keys.keys.verdict(_header(scope, b"authorization"))
@@ -139,14 +142,14 @@ class RequestMiddleware:
                 return
 
         write = method == "POST"
-        counted = path not in _EXEMPT
+        counted = path not in EXEMPT_PATHS
         guard = lifecycle.admission
-        arrived_at = scope.get("state", {}).get("arrived_at")  # stamped by app.server
+        arrived_at = state.get("arrived_at")  # stamped by app.server
         if counted and guard is not None and arrived_at is not None:
             now = time.monotonic()
             if not guard.admit(now - arrived_at, now, write=write):
                 self.metrics.rejected.labels("shed").inc()
-                await _respond(send, 503, _SHED, [rid_header, (b"retry-after", b"1")])
+                await _respond(send, 503, SHED_BODY, [rid_header, (b"retry-after", b"1")])
                 self._done("shed", method, path, 503, started)
                 return
         if counted and (

@@ -34,13 +34,18 @@ def middleware(lifecycle: Lifecycle, metrics: Metrics) -> RequestMiddleware:
     )
 
 
-async def call(app: RequestMiddleware, method: str, path: str, queued_s: float) -> Any:
+async def call(
+    app: RequestMiddleware, method: str, path: str, queued_s: float, *, at_arrival: bool = False
+) -> Any:
+    state: dict[str, Any] = {"arrived_at": time.monotonic() - queued_s}
+    if at_arrival:
+        state["admitted_at_arrival"] = True
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "headers": [(b"authorization", f"Bearer {KEY}".encode())],
-        "state": {"arrived_at": time.monotonic() - queued_s},
+        "state": state,
     }
     sent: list[MutableMapping[str, Any]] = []
 
@@ -78,3 +83,12 @@ async def test_without_admission_a_long_queue_is_served() -> None:
     app = middleware(Lifecycle(admission=None), Metrics())
     assert (await call(app, "GET", "/v1/popular", 0.5))[0] == 200
     assert (await call(app, "POST", "/v1/events", 0.5))[0] == 200
+
+
+async def test_a_request_admitted_at_arrival_leaves_the_waiting_count_when_it_starts() -> None:
+    guard = QueueDelayGuard(target_s=0.005, interval_s=0.1, max_wait_s=0.25)
+    app = middleware(Lifecycle(admission=guard), Metrics())
+    assert guard.arrive(time.monotonic(), 0.0) and guard.arrive(time.monotonic(), 0.0)
+    assert (await call(app, "GET", "/v1/popular", 0.0, at_arrival=True))[0] == 200
+    assert (await call(app, "GET", "/v1/popular", 0.0))[0] == 200  # not counted at arrival
+    assert guard.waiting == 1
