@@ -154,9 +154,10 @@ class Settings(BaseSettings):
     )
     admission_target_ms: Annotated[Float, _not_negative] = _setting(
         10.0,
-        "Queueing delay a request may have while the service is overloaded (most requests of "
-        "an interval waited longer); beyond it a fast 503, and writes get one at once. At any "
-        "time a request that queued past RECS_REQUEST_DEADLINE_MS gets one. 0 turns it off.",
+        "Queueing delay a request may have while the service is overloaded (from when most "
+        "requests of an interval waited longer until a tenth do); beyond it, or predicted "
+        "beyond it at arrival, a fast 503, writes first. At any time a request that queued "
+        "past RECS_REQUEST_DEADLINE_MS gets one. 0 turns it off.",
     )
     admission_interval_ms: PositiveFloat = _setting(
         100.0, "The window over which overload is judged, and the least time it lasts."

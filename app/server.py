@@ -42,7 +42,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from app.api.admission import QueueDelayGuard
-from app.api.middleware import EXEMPT_PATHS, SHED_BODY
+from app.api.middleware import EXEMPT_PATHS, SHED_BODY, request_id_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +183,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             b"content-type: application/json\r\n",
             b"content-length: ", str(len(SHED_BODY)).encode(), b"\r\n",
             b"retry-after: 1\r\n",
+            b"x-request-id: ", request_id_of(cycle.scope["headers"]).encode(), b"\r\n",
         ]  # fmt: skip
         if not cycle.keep_alive:
             head.append(b"connection: close\r\n")

@@ -28,6 +28,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -107,7 +108,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        rid = _request_id(scope)
+        rid = request_id_of(scope["headers"])
         rid_header = (b"x-request-id", rid.encode())
         token = request_id.set(rid)
         try:
@@ -244,8 +245,8 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
-def _request_id(scope: Scope) -> str:
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-ID when it is sane, else a new one."""
     for name, value in headers:
         if name == b"x-request-id" and _SANE_ID.fullmatch(value):
             return value.decode()

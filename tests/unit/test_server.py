@@ -88,10 +88,10 @@ async def test_a_read_predicted_to_wait_past_the_target_gets_a_503_before_any_ta
     guard = overloaded(waiting=20)  # 20 ms of work ahead, the target is 10 ms
     protocol, transport, app, shed = connection(guard)
 
-    protocol.data_received(b"GET /v1/popular HTTP/1.1\r\nhost: x\r\n\r\n")
+    protocol.data_received(b"GET /v1/popular HTTP/1.1\r\nhost: x\r\nx-request-id: r-1\r\n\r\n")
 
     [(status, headers, body)] = responses(transport.written)  # written at once
-    assert status == 503 and headers[b"retry-after"] == b"1"
+    assert status == 503 and headers[b"retry-after"] == b"1" and headers[b"x-request-id"] == b"r-1"
     assert orjson.loads(body)["error"]["code"] == "overloaded"
     assert not protocol.tasks and not transport.closed  # no task; the connection stays
     assert shed == [1] and guard.waiting == 20 and guard.shed == 1
