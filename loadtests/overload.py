@@ -104,7 +104,7 @@ def _service(
         procs.stop(process, grace_s=30)
 
 
-def _attack(targets: Path, seconds: float, rate: float | None, folder: Path) -> list[Answer]:
+def attack(targets: Path, seconds: float, rate: float | None, folder: Path) -> list[Answer]:
     """rate None: closed loop with 32 workers; else open loop at `rate` a second."""
     pace = ["-rate=0", "-workers=32", "-max-workers=32"] if rate is None else [f"-rate={rate:.0f}"]
     raw = folder / "attack.bin"
@@ -199,16 +199,16 @@ def _endpoint_rows(
         else [f"/v1/items/item-{n}/similar" for n in range(1, 501)]
     )
     targets.write_text("".join(f"GET {url}{p}\n" for p in paths))
-    _attack(targets, 3, None, folder)  # warm every id
-    closed = _attack(targets, seconds, None, folder)
+    attack(targets, 3, None, folder)  # warm every id
+    closed = attack(targets, seconds, None, folder)
     knee = sum(1 for a in closed if _good(a)) / seconds
-    normal = _attack(targets, 5, knee * 0.5, folder)
+    normal = attack(targets, 5, knee * 0.5, folder)
     normal_p99 = p99([a.latency_s for a in normal if a.status == 200])
     print(f"{mode} {endpoint}: knee {knee:.0f} req/s; at 50 %: p99 {normal_p99 * 1000:.1f} ms")
     rows = []
     for factor in (1.5, 2.0):
-        over = _attack(targets, seconds, knee * factor, folder)
-        after = _attack(targets, 5, knee * 0.5, folder)
+        over = attack(targets, seconds, knee * factor, folder)
+        after = attack(targets, 5, knee * 0.5, folder)
         s = _summary(over, seconds, knee)
         row = [
             mode, endpoint, f"{knee:.0f}", f"{s['offered']:.0f}", f"{s['goodput']:.0f}",

@@ -21,6 +21,7 @@ RECIPES = (
     "feed_parts",
     "fixed_rate",
     "gclog",
+    "refusal_cost",
     "stages",
     "target_ab",
 )
