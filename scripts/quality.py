@@ -70,7 +70,7 @@ BEFORE_SERVING = {
     "RECS_MAX_PER_SELLER": "2",
 }
 ROWS = (
-    Row("defaults: cooccurrence + embeddings (weight 0.1)"),
+    Row("defaults: cooccurrence + embeddings (weight 0.05)"),
     Row("cooccurrence alone", env={"RECS_ANN_WEIGHT": "0"}),
     Row("embeddings alone", env={"RECS_ANN_WEIGHT": "1"}),
     Row("defaults, embeddings weight 0.3", env={"RECS_ANN_WEIGHT": "0.3"}),
