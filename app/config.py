@@ -282,7 +282,7 @@ class Settings(BaseSettings):
         "neighbour lists (all of them still drop as seen).",
     )
     ann_weight: Annotated[Float, _zero_to_one] = _setting(
-        0.1,
+        0.05,
         "Feed: share of a candidate's score from embedding similarity to the user's vector "
         "(0: neighbour lists only; 1: embeddings only). Used when an embeddings version is "
         "active.",

@@ -3,6 +3,7 @@
     python scripts/quality.py [--datasets demo,ml-100k] [--out FILE]     (`make quality`)
     python scripts/quality.py --tune-mf [--datasets ...]   the MF baseline's search
     python scripts/quality.py --demo-ceiling                what an oracle of the demo scores
+    python scripts/quality.py --blend-grid 0,0.05,0.1       the embeddings weight, user by user
 
 Each row is one `recs evaluate` run (leave-last-out, K = 10 and 20) with the popularity
 baseline and the tuned matrix-factorisation baseline of its dataset; the printed Markdown
@@ -13,6 +14,7 @@ present: `make run` generates the demo, `python scripts/movielens.py` fetches Mo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import json
@@ -68,7 +70,7 @@ BEFORE_SERVING = {
     "RECS_MAX_PER_SELLER": "2",
 }
 ROWS = (
-    Row("defaults: cooccurrence + embeddings (weight 0.1)"),
+    Row("defaults: cooccurrence + embeddings (weight 0.05)"),
     Row("cooccurrence alone", env={"RECS_ANN_WEIGHT": "0"}),
     Row("embeddings alone", env={"RECS_ANN_WEIGHT": "1"}),
     Row("defaults, embeddings weight 0.3", env={"RECS_ANN_WEIGHT": "0.3"}),
@@ -248,13 +250,120 @@ def demo_ceiling() -> float:
     return hits / len(split.targets)
 
 
+COLD_SEEDS = (3, 5)
+
+
+def blend_grid(dataset: Dataset, weights: list[float]) -> None:
+    """HR@10 of the default build's feed at each RECS_ANN_WEIGHT, over all users, the users
+    with 1 to 3 training events, and the users with at most and more than N seeds; and the
+    users it hits and misses that the neighbour lists alone (weight 0) do not.
+
+    A user's feed depends only on the weight it is given, so these groups' figures give any
+    rule "weight c up to N seeds, w above" exactly, without a run per rule.
+    """
+    from app.cli.evaluate import add_evaluate_command
+    from app.cli.offline import factorization_config, neighbour_builder, weighting_of
+    from app.config import Settings
+    from app.embeddings import table_from_arrays
+    from app.evaluation.protocols import split_log
+    from app.evaluation.runner import SHORT_HISTORY, feed_page, in_process_recommender
+    from app.offline.factorization import train_factors
+    from app.offline.formats import read_catalog
+    from app.offline.popular import item_popularity, popular_lists
+    from app.ranking.scoring import seed_weights, strongest
+    from app.ranking.types import ScoredList
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_command(parser.add_subparsers())
+    log = dataset.folder / dataset.interactions
+    args = parser.parse_args(["evaluate", str(log), "--build", "--build-embeddings"])
+    settings = Settings.from_env({})
+    split = split_log(log, "leave-last-out", history_kept=settings.history_limit)
+    catalog = {i.item_id: i for i in read_catalog(dataset.folder / "catalog.jsonl")}
+
+    def scored(ranked: dict[str, list[tuple[str, float]]]) -> dict[str, ScoredList]:
+        return {
+            key: ScoredList(tuple(i for i, _ in items), tuple(s for _, s in items))
+            for key, items in ranked.items()
+        }
+
+    neighbours = scored(neighbour_builder(args)(split.train_rows))
+    popular = scored(popular_lists(item_popularity(split.train_rows, weighting_of(args)), catalog))
+    learned = train_factors(split.train_rows, factorization_config(args, method="als"))
+    embeddings = table_from_arrays(learned.item_ids, learned.items, "built embeddings")
+    seeds = {
+        user: len(
+            strongest(
+                seed_weights(
+                    split.histories.get(user, [])[: settings.history_limit],
+                    event_weights=settings.event_weights,
+                    half_life_ms=settings.recency_half_life_ms,
+                    position_decay=settings.recency_position_decay,
+                ),
+                settings.max_seeds,
+            )
+        )
+        for user in split.targets
+    }
+    groups = {"all": set(split.targets)}
+    groups[f"1-{SHORT_HISTORY} events"] = {
+        user for user in split.targets if 0 < len(split.histories.get(user, ())) <= SHORT_HISTORY
+    }
+    for most in COLD_SEEDS:
+        groups[f"<= {most} seeds"] = {user for user, n in seeds.items() if n <= most}
+        groups[f"> {most} seeds"] = {user for user, n in seeds.items() if n > most}
+
+    async def hits(weight: float) -> set[str]:
+        recommender, models = in_process_recommender(
+            settings.model_copy(update={"ann_weight": weight}),
+            split,
+            neighbours,
+            popular,
+            catalog,
+            embeddings,
+        )
+        await models.refresh()
+        found = set()
+        for user, relevant in split.targets.items():
+            page = await feed_page(recommender, user, 20)  # the page `recs evaluate` scores
+            if any(item.item_id in relevant for item in page.items[:10]):
+                found.add(user)
+        return found
+
+    alone = asyncio.run(hits(0.0))
+    print(f"{dataset.name}: HR@10 by RECS_ANN_WEIGHT (users hit / missed against weight 0)")
+    print(
+        "| weight | "
+        + " | ".join(f"{name} ({len(users)})" for name, users in groups.items())
+        + " |"
+    )
+    print("| --- " * (len(groups) + 1) + "|")
+    for weight in weights:
+        found = alone if weight == 0.0 else asyncio.run(hits(weight))
+        cells = [
+            f"{len(found & users) / len(users):.4f} "
+            f"(+{len((found - alone) & users)} -{len((alone - found) & users)})"
+            if users
+            else "-"
+            for users in groups.values()
+        ]
+        print(f"| {weight:g} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="demo,ml-100k")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     parser.add_argument("--tune-mf", action="store_true", help="search the MF baseline's grid")
     parser.add_argument("--demo-ceiling", action="store_true", help="the demo oracle's HR@10")
+    parser.add_argument(
+        "--blend-grid", metavar="W,W", help="HR@10 at each embeddings weight, by history"
+    )
     args = parser.parse_args(argv)
+    if args.blend_grid:
+        for name in args.datasets.split(","):
+            blend_grid(DATASETS[name], [float(w) for w in args.blend_grid.split(",")])
+        return 0
     if args.demo_ceiling:
         print(f"demo oracle: HR@10 {demo_ceiling():.4f}")
         return 0
