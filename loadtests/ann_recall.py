@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         recalls.append(len({table.item_ids[row] for row in exact.tolist()} & set(found)) / K)
     print(
         f"{len(table)} vectors of {table.dim} dimensions, index built in {built_s:.1f} s, "
-        f"ef {index.ef} (calibrated recall@50 {index.recall:.3f}); {len(recalls)} users' "
-        f"vectors: recall@50 {statistics.mean(recalls):.3f}, search p50 "
+        f"{index.kind} breadth {index.breadth} (calibrated recall@50 {index.recall:.3f}); "
+        f"{len(recalls)} users' vectors: recall@50 {statistics.mean(recalls):.3f}, search p50 "
         f"{percentile(latencies, 50):.0f} µs, p99 {percentile(latencies, 99):.0f} µs"
     )
     return 0
