@@ -292,8 +292,15 @@ class Settings(BaseSettings):
     )
     embeddings_max_mb: PositiveInt = _setting(
         1024,
-        "Largest embeddings version the service indexes (vectors and graph); a larger one is "
+        "Largest embeddings version the service indexes (vectors and index); a larger one is "
         "refused and the previous keeps serving.",
+    )
+    ann_ivf_min_vectors: Annotated[Int, _must(lambda n: n >= 1000, "must be at least 1000")] = (
+        _setting(
+            50_000,
+            "Embeddings index: versions with at least this many vectors get an IVF index "
+            "(built in seconds), smaller ones an HNSW graph (docs/embeddings.md).",
+        )
     )
     ann_m: PositiveInt = _setting(32, "Embeddings index: links per node of the HNSW graph.")
     ann_ef_construction: PositiveInt = _setting(

@@ -6,13 +6,19 @@ zero). Rows are scaled to unit length on reading, so inner product is cosine sim
 million 64-dimension rows load in about a second (`np.load`, no parsing). A bad row stops the
 read with `path: row N (item 'id'): reason`, N counting from 1.
 
-Index: an HNSW graph (faiss `IndexHNSWFlat`, inner product; docs/embeddings.md has the
-comparison that chose faiss). After building, the search breadth `ef` is calibrated on the
-version's own vectors: 200 queries shaped like the feed's user vectors (the mean of an item
-and its two nearest items, as a session's items are related) are answered exactly (matrix
-products, a block of rows at a time) and by the graph, and `ef` doubles from 32 until
-recall@50 reaches the target (0.95) or `max_ef`. So each version pays the search breadth its
-own data needs: structured vectors little, random ones much more.
+Index: an HNSW graph (faiss `IndexHNSWFlat`) below `IndexConfig.ivf_min_vectors` vectors, an
+IVF index from there on, since a graph's build time grows past minutes where IVF's stays in
+seconds (docs/embeddings.md has the measurements). IVF: k-means, on a fixed sample with a
+fixed seed, cuts the space into 4 × sqrt(N) lists; each vector is stored in its nearest
+list's as a 4-bit code per dimension (faiss fast-scan `IndexIVFPQFastScan`); a search scans
+the lists nearest the query and re-ranks the best 8 × k exactly (`IndexRefineFlat`). Both
+use inner product. After building, the search breadth (the graph's `ef`, IVF's lists searched)
+is calibrated on the version's own vectors: 200 queries shaped like the feed's user vectors
+(the mean of an item and its two nearest items, as a session's items are related) are
+answered exactly (matrix products, a block of rows at a time) and by the index, and the
+breadth doubles (`ef` from 32 to `max_ef`, lists from 1 to all) until recall@50 reaches the
+target (0.95). So each version pays the search breadth its own data needs: structured vectors
+little, random ones much more.
 
 A user's vector is the seed-weighted mean of their recent items' vectors (the feed's own
 recency and event weights), scaled to unit length.
@@ -23,10 +29,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +45,9 @@ __all__ = [
     "EmbeddingTable",
     "EmbeddingsError",
     "IndexConfig",
+    "IndexKind",
     "estimate_index_bytes",
+    "ivf_lists",
     "read_embeddings",
     "table_from_arrays",
     "write_embeddings",
@@ -50,8 +58,16 @@ CALIBRATION_QUERIES: Final = 200
 CALIBRATION_K: Final = 50
 _FIRST_EF: Final = 32
 _EXACT_BLOCK: Final = 65_536
+_IVF_LEAST: Final = 1_000  # fewer vectors train no useful lists
+_LISTS_PER_ROOT: Final = 4
+_TRAIN_PER_LIST: Final = 40
+_KMEANS_ITERATIONS: Final = 10
+_REFINE_FACTOR: Final = 8
+_FAST_SCAN_BLOCK: Final = 32
+_SEED: Final = 1234
 
 Vectors = npt.NDArray[np.float32]
+IndexKind = Literal["hnsw", "ivf"]
 
 
 class EmbeddingsError(ValueError):
@@ -165,35 +181,67 @@ def write_embeddings(path: Path, item_ids: Iterable[str], vectors: Any) -> None:
 @dataclass(frozen=True, slots=True)
 class IndexConfig:
     m: int = 32
-    """Graph degree (links per node)."""
+    """HNSW graph degree (links per node)."""
     ef_construction: int = 200
     recall_target: float = 0.95
     max_ef: int = 1024
+    ivf_min_vectors: int = 50_000
+    """Versions with at least this many vectors get the IVF index, smaller ones the graph."""
     threads: int = 1
-    """Threads building the graph. One: insertion order then decides the graph, so every
-    replica builds the same one and answers a user alike (searches use the caller's thread)."""
+    """Threads building the index. One: the build then follows one fixed order, so every
+    replica builds the same index and answers a user alike (searches use the caller's thread)."""
+
+    def __post_init__(self) -> None:
+        if self.ivf_min_vectors < _IVF_LEAST:
+            raise ValueError(f"ivf_min_vectors {self.ivf_min_vectors} is under {_IVF_LEAST}")
+
+    def kind(self, count: int) -> IndexKind:
+        """The index a version of `count` vectors gets."""
+        return "ivf" if count >= self.ivf_min_vectors else "hnsw"
 
 
-def estimate_index_bytes(count: int, dim: int, m: int) -> int:
-    """Resident size of a version: its float32 vectors twice (the table's and the graph's)
-    and the graph's links (2m 4-byte links on the base layer, plus the upper layers and
-    offsets: 64 bytes). A million 64-dimension vectors at m 32: 832 MB (docs/embeddings.md
-    compares it with the measured size)."""
-    return count * (2 * 4 * dim + 4 * 2 * m + 64)
+def ivf_lists(count: int) -> int:
+    """Inverted lists of an IVF index over `count` vectors: 4 × sqrt(count), each trained on
+    at least 40 vectors."""
+    return max(1, min(round(_LISTS_PER_ROOT * math.sqrt(count)), count // _TRAIN_PER_LIST))
+
+
+def estimate_index_bytes(count: int, dim: int, config: IndexConfig) -> int:
+    """Resident size of a version: its float32 vectors twice (the table's and the index's own
+    copy), and for the graph its links (2m 4-byte links on the base layer, plus the upper
+    layers and offsets: 64 bytes), for IVF a 4-bit code per dimension and an 8-byte id, twice
+    (the lists grow a batch at a time: spare capacity and the blocks they left), and each
+    list's centroid and last, partly filled block of codes. docs/embeddings.md compares it
+    with the measured size."""
+    if config.kind(count) == "hnsw":
+        return count * (2 * 4 * dim + 4 * 2 * config.m + 64)
+    code = (dim + 1) // 2
+    lists = ivf_lists(count)
+    return count * (2 * 4 * dim + 2 * (code + 8)) + lists * (4 * dim + _FAST_SCAN_BLOCK * code)
 
 
 class AnnIndex:
-    """One version's vectors and HNSW graph. Building blocks: call it from a thread."""
+    """One version's vectors and its index. Building blocks: call it from a thread."""
 
     def __init__(
-        self, table: EmbeddingTable, index: Any, config: IndexConfig, ef: int, recall: float
+        self,
+        table: EmbeddingTable,
+        index: Any,
+        config: IndexConfig,
+        breadth: int,
+        recall: float,
+        lists: int = 0,
     ) -> None:
         self.table = table
         self._index = index
         self.config = config
-        self.ef = ef
+        self.kind = config.kind(len(table))
+        self.breadth = breadth
+        """Search breadth: `ef` of the graph, or the lists searched (nprobe) of IVF."""
         self.recall = recall
+        self.lists = lists
         self.build_seconds = 0.0
+        self._params = _search_params(self.kind, breadth)
 
     @classmethod
     def build(cls, table: EmbeddingTable, config: IndexConfig) -> AnnIndex:
@@ -201,27 +249,45 @@ class AnnIndex:
 
         started = time.perf_counter()
         faiss.omp_set_num_threads(config.threads)
-        index = faiss.IndexHNSWFlat(table.dim, config.m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = config.ef_construction
-        index.add(table.vectors)
-        # One query at a time: threads would only contend with the event loop.
-        faiss.omp_set_num_threads(1)
-        ef, recall = _calibrate(index, table.vectors, config)
-        built = cls(table, index, config, ef, recall)
+        kind = config.kind(len(table))
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(table.dim, config.m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = config.ef_construction
+            index.add(table.vectors)
+            lists = 0
+            first, last = _FIRST_EF, config.max_ef
+        else:
+            index, lists = _build_ivf(table.vectors)
+            first, last = 1, lists
+        faiss.omp_set_num_threads(1)  # calibration searches as requests do
+
+        def search(queries: Vectors, k: int, breadth: int) -> npt.NDArray[np.int64]:
+            least = _least_breadth(kind, len(table), lists, k)
+            rows: npt.NDArray[np.int64] = index.search(
+                queries, k, params=_search_params(kind, max(breadth, least))
+            )[1]
+            return rows
+
+        breadth, recall = _calibrate(search, table.vectors, config.recall_target, first, last)
+        built = cls(table, index, config, breadth, recall, lists)
         built.build_seconds = time.perf_counter() - started
         return built
 
     @property
     def memory_bytes(self) -> int:
-        return estimate_index_bytes(len(self.table), self.table.dim, self.config.m)
+        return estimate_index_bytes(len(self.table), self.table.dim, self.config)
 
     def search(self, vector: Vectors, count: int) -> dict[str, float]:
         """The `count` items most similar to `vector`: item → cosine similarity."""
+        import faiss
+
         count = min(count, len(self.table))
         if count <= 0:
             return {}
-        self._index.hnsw.efSearch = max(self.ef, count)
-        scores, rows = self._index.search(vector.reshape(1, -1), count)
+        faiss.omp_set_num_threads(1)  # a per-thread setting: a team would contend with the loop
+        breadth = max(self.breadth, _least_breadth(self.kind, len(self.table), self.lists, count))
+        params = self._params if breadth == self.breadth else _search_params(self.kind, breadth)
+        scores, rows = self._index.search(vector.reshape(1, -1), count, params=params)
         item_ids = self.table.item_ids
         return {
             item_ids[row]: float(score)
@@ -239,8 +305,53 @@ class AnnIndex:
         return found
 
 
-def _calibrate(index: Any, vectors: Vectors, config: IndexConfig) -> tuple[int, float]:
-    """The smallest doubling of ef whose recall@50 reaches the target (see the module doc)."""
+def _build_ivf(vectors: Vectors) -> tuple[Any, int]:
+    """Inverted lists of 4-bit codes (fast-scan product quantizer, one code per dimension)
+    whose best candidates are re-ranked on the exact vectors, trained on a fixed sample."""
+    import faiss
+
+    count, dim = vectors.shape
+    lists = ivf_lists(count)
+    coarse = faiss.IndexIVFPQFastScan(
+        faiss.IndexFlatIP(dim), dim, lists, dim, 4, faiss.METRIC_INNER_PRODUCT
+    )
+    coarse.cp.niter = _KMEANS_ITERATIONS
+    coarse.cp.seed = _SEED
+    coarse.pq.cp.seed = _SEED
+    index = faiss.IndexRefineFlat(coarse)
+    sample = np.random.default_rng(_SEED).choice(
+        count, size=min(count, _TRAIN_PER_LIST * lists), replace=False
+    )
+    index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    return index, lists
+
+
+def _least_breadth(kind: IndexKind, count: int, lists: int, k: int) -> int:
+    """The least breadth that can return k items: the graph's ef, or IVF lists holding 2k."""
+    return k if kind == "hnsw" else math.ceil(2 * k * lists / count)
+
+
+def _search_params(kind: IndexKind, breadth: int) -> Any:
+    import faiss
+
+    lib: Any = faiss  # its stubs lack the search parameters' classes and keywords
+    if kind == "hnsw":
+        return lib.SearchParametersHNSW(efSearch=breadth)
+    return lib.IndexRefineSearchParameters(
+        k_factor=_REFINE_FACTOR, base_index_params=lib.SearchParametersIVF(nprobe=breadth)
+    )
+
+
+def _calibrate(
+    search: Callable[[Vectors, int, int], npt.NDArray[np.int64]],
+    vectors: Vectors,
+    target: float,
+    first: int,
+    last: int,
+) -> tuple[int, float]:
+    """The smallest doubling of the breadth from `first` whose recall@50 reaches `target`, or
+    `last` (see the module doc)."""
     count = len(vectors)
     k = min(CALIBRATION_K, count)
     rng = np.random.default_rng(0)
@@ -252,16 +363,15 @@ def _calibrate(index: Any, vectors: Vectors, config: IndexConfig) -> tuple[int, 
     queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     truth = [set(row.tolist()) for row in _exact_top(queries, vectors, k)]
-    ef = _FIRST_EF
+    breadth = min(first, last)
     while True:
-        index.hnsw.efSearch = max(ef, k)
-        _, found = index.search(queries, k)
+        found = search(queries, k, breadth)
         recall = sum(len(truth[i] & set(found[i].tolist())) for i in range(len(truth))) / (
             k * len(truth)
         )
-        if recall >= config.recall_target or ef >= config.max_ef:
-            return ef, recall
-        ef *= 2
+        if recall >= target or breadth >= last:
+            return breadth, recall
+        breadth = min(2 * breadth, last)
 
 
 def _exact_top(queries: Vectors, vectors: Vectors, k: int) -> npt.NDArray[np.int64]:

@@ -425,9 +425,10 @@ def _state_metrics(
         if snapshot.embeddings is not None:
             yield gauge(
                 "recs_embeddings_search_breadth",
-                "ef of the serving embeddings index, calibrated to its recall target.",
-                {},
-                float(snapshot.embeddings.ef),
+                "Search breadth of the serving embeddings index (the graph's ef, or the IVF "
+                "lists searched), calibrated to its recall target.",
+                {"index": snapshot.embeddings.kind},
+                float(snapshot.embeddings.breadth),
             )
     yield gauge(
         "recs_model_versions_refused",

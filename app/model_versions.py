@@ -73,6 +73,7 @@ class EmbeddingLimits:
                 m=settings.ann_m,
                 ef_construction=settings.ann_ef_construction,
                 recall_target=settings.ann_recall_target,
+                ivf_min_vectors=settings.ann_ivf_min_vectors,
             ),
             max_bytes=settings.embeddings_max_mb * 1024 * 1024,
         )
@@ -159,12 +160,13 @@ class ModelTracker:
         table = await self._store.embeddings(version)
         if not len(table):
             raise EmbeddingsError(f"embeddings {version} has no vectors")
-        needed = estimate_index_bytes(len(table), table.dim, self._limits.index.m)
+        config = self._limits.index
+        needed = estimate_index_bytes(len(table), table.dim, config)
         if needed > self._limits.max_bytes:
             raise EmbeddingsError(
                 f"embeddings {version}: {len(table)} vectors of {table.dim} dimensions need "
-                f"{needed / 2**20:.0f} MB indexed, over RECS_EMBEDDINGS_MAX_MB "
-                f"({self._limits.max_bytes / 2**20:.0f})"
+                f"{needed / 2**20:.0f} MB indexed ({config.kind(len(table))}), over "
+                f"RECS_EMBEDDINGS_MAX_MB ({self._limits.max_bytes / 2**20:.0f})"
             )
         # Only the serving version stays resident while another is built: at most two.
         serving = self.current.embeddings_version if self.current is not None else None
@@ -180,7 +182,8 @@ class ModelTracker:
                 "version": version,
                 "vectors": len(table),
                 "dim": table.dim,
-                "ef": index.ef,
+                "index": index.kind,
+                "breadth": index.breadth,
                 "recall_at_50": round(index.recall, 3),
                 "seconds": round(index.build_seconds, 2),
             },

@@ -220,6 +220,7 @@ def _load_embeddings(args: argparse.Namespace, settings: Settings) -> int:
     """Validate the file whole, check that the service can index it within its memory bound,
     then publish it as a version (activated unless --no-activate, or refused over the bound)."""
     from app.embeddings import estimate_index_bytes, read_embeddings
+    from app.model_versions import EmbeddingLimits
     from app.publishing import versions
     from app.publishing.scylla import publish_embeddings
 
@@ -227,8 +228,9 @@ def _load_embeddings(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     table = read_embeddings(path)
     parsed_s = time.perf_counter() - started
-    needed = estimate_index_bytes(len(table), table.dim, settings.ann_m)
-    bound = settings.embeddings_max_mb * 1024 * 1024
+    limits = EmbeddingLimits.from_settings(settings)
+    needed = estimate_index_bytes(len(table), table.dim, limits.index)
+    bound = limits.max_bytes
     over = needed > bound
     version = args.version or versions.content_version("emb", path)
     cluster, session = _cql(settings)

@@ -44,6 +44,7 @@ def test_reads_typed_values_from_recs_variables() -> None:
         ({"RECS_MAX_LIMIT": "0"}, "RECS_MAX_LIMIT"),
         ({"RECS_CATALOG_CACHE_REFRESH_S": "0"}, "RECS_CATALOG_CACHE_REFRESH_S"),
         ({"RECS_CATALOG_CACHE_TTL_S": "-1"}, "RECS_CATALOG_CACHE_TTL_S"),
+        ({"RECS_ANN_IVF_MIN_VECTORS": "999"}, "RECS_ANN_IVF_MIN_VECTORS must be at least 1000"),
         # Stricter than pydantic's own parsing, which would take these.
         ({"RECS_GC_FREEZE": "t"}, "RECS_GC_FREEZE: expected a boolean, got 't'"),
         ({"RECS_PORT": "80.0"}, "RECS_PORT: invalid literal for int"),

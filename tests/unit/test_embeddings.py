@@ -1,4 +1,5 @@
-"""The embeddings model: its file and the index's answers, against exact search."""
+"""The embeddings model: its file and the index's answers (graph and IVF), against exact
+search."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ from app.embeddings import (
     AnnIndex,
     EmbeddingsError,
     IndexConfig,
+    estimate_index_bytes,
     read_embeddings,
     table_from_arrays,
     write_embeddings,
 )
+
+# Each kind of index on the sets below (1,000 vectors or more): the graph, or IVF.
+KINDS = {
+    "hnsw": IndexConfig(m=16, ef_construction=100),
+    "ivf": IndexConfig(ivf_min_vectors=1000),
+}
 
 
 def clustered(count: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -68,9 +76,26 @@ def test_files_that_are_not_embeddings_are_refused(tmp_path: Path) -> None:
         read_embeddings(tmp_path / "other.npz")
 
 
-def test_the_index_finds_what_exact_search_finds() -> None:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit.astype(np.float32)
+
+
+def recall_at(index: AnnIndex, queries: np.ndarray, k: int) -> float:
+    """The share of each query's exact k nearest items that the index returns."""
+    table = index.table
+    found = 0
+    for query in queries:
+        exact = np.argpartition(-(table.vectors @ query), k - 1)[:k]
+        found += len({table.item_ids[row] for row in exact} & set(index.search(query, k)))
+    return found / (k * len(queries))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_index_finds_what_exact_search_finds(kind: str) -> None:
     table = table_from_arrays([f"i{n}" for n in range(3000)], clustered(3000), "test")
-    index = AnnIndex.build(table, IndexConfig(m=16, ef_construction=100, threads=1))
+    index = AnnIndex.build(table, KINDS[kind])
+    assert index.kind == kind
     assert index.recall >= 0.95  # calibrated on its own queries
     rng = np.random.default_rng(9)
     found = 0
@@ -88,8 +113,44 @@ def test_calibration_widens_the_search_until_the_recall_target() -> None:
     table = table_from_arrays([f"i{n}" for n in range(4000)], random, "test")
     narrow = AnnIndex.build(table, IndexConfig(m=8, ef_construction=40, recall_target=0.5))
     wide = AnnIndex.build(table, IndexConfig(m=8, ef_construction=40, recall_target=0.99))
-    assert narrow.ef < wide.ef
+    assert narrow.breadth < wide.breadth
     assert narrow.recall >= 0.5 and wide.recall >= 0.99
+
+
+def test_ivf_meets_the_recall_target_on_random_vectors() -> None:
+    """No structure at all, IVF's worst case: the calibration still finds its breadth."""
+    rng = np.random.default_rng(5)
+    table = table_from_arrays(
+        [f"i{n}" for n in range(20_000)], rng.standard_normal((20_000, 16)), "r"
+    )
+    index = AnnIndex.build(table, IndexConfig(ivf_min_vectors=1000))
+    assert index.kind == "ivf" and index.lists == 500
+    assert index.recall >= 0.95 and index.breadth < index.lists
+    assert recall_at(index, unit_rows(rng.standard_normal((100, 16))), 50) >= 0.95
+
+
+def test_the_size_threshold_picks_the_index() -> None:
+    config = IndexConfig(ivf_min_vectors=1000)
+    vectors = clustered(1000)
+    below = AnnIndex.build(
+        table_from_arrays([f"i{n}" for n in range(999)], vectors[:999], "t"), config
+    )
+    at = AnnIndex.build(table_from_arrays([f"i{n}" for n in range(1000)], vectors, "t"), config)
+    assert (below.kind, type(below._index).__name__) == ("hnsw", "IndexHNSWFlat")
+    assert (at.kind, type(at._index).__name__) == ("ivf", "IndexRefineFlat")
+    with pytest.raises(ValueError, match="ivf_min_vectors 999 is under 1000"):
+        IndexConfig(ivf_min_vectors=999)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_memory_estimate_covers_what_the_index_holds(kind: str) -> None:
+    import faiss
+
+    table = table_from_arrays([f"i{n}" for n in range(5000)], clustered(5000, dim=64), "test")
+    index = AnnIndex.build(table, KINDS[kind])
+    held = table.vectors.nbytes + len(faiss.serialize_index(index._index))
+    assert held <= index.memory_bytes <= 1.5 * held
+    assert index.memory_bytes == estimate_index_bytes(5000, 64, KINDS[kind])
 
 
 def test_similar_items_leave_the_item_out_and_unknown_items_get_nothing() -> None:
@@ -107,10 +168,19 @@ def test_a_users_vector_is_the_weighted_mean_of_their_items() -> None:
     assert table.user_vector({"unknown": 1.0}) is None
 
 
-def test_two_builds_of_a_version_answer_alike() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_builds_of_a_version_are_the_same_index(kind: str) -> None:
     """Every replica indexes a version itself: they must serve a user the same page."""
-    table = table_from_arrays([f"i{n}" for n in range(3000)], clustered(3000, dim=24), "test")
-    first, second = (AnnIndex.build(table, IndexConfig()) for _ in range(2))
-    assert first.ef == second.ef
-    for row in range(0, 3000, 37):
+    import faiss
+
+    count = 30_000 if kind == "ivf" else 3000  # IVF: enough that it trains on a sample
+    table = table_from_arrays([f"i{n}" for n in range(count)], clustered(count, dim=24), "test")
+    first = AnnIndex.build(table, KINDS[kind])
+    faiss.omp_set_num_threads(2)  # what the caller's thread had does not matter
+    second = AnnIndex.build(table, KINDS[kind])
+    assert first.breadth == second.breadth
+    assert faiss.serialize_index(first._index).tobytes() == (
+        faiss.serialize_index(second._index).tobytes()
+    )
+    for row in range(0, count, count // 80):
         assert first.search(table.vectors[row], 30) == second.search(table.vectors[row], 30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from app.embeddings import EmbeddingTable, IndexConfig, table_from_arrays
 from app.model_versions import EmbeddingLimits, ModelTracker
@@ -45,9 +46,9 @@ class Store:
         return self.tables[version]
 
 
-def tracker(store: Store, max_mb: int = 64) -> ModelTracker:
-    limits = EmbeddingLimits(IndexConfig(m=8, ef_construction=40, threads=1), max_mb * 2**20)
-    return ModelTracker(store, refresh_s=60, embeddings=limits)
+def tracker(store: Store, max_mb: int = 64, ivf_min_vectors: int = 50_000) -> ModelTracker:
+    index = IndexConfig(m=8, ef_construction=40, ivf_min_vectors=ivf_min_vectors, threads=1)
+    return ModelTracker(store, refresh_s=60, embeddings=EmbeddingLimits(index, max_mb * 2**20))
 
 
 async def test_the_snapshot_names_and_holds_all_three_versions() -> None:
@@ -83,18 +84,24 @@ async def test_requests_see_the_old_version_until_the_new_index_is_built() -> No
     assert snapshot.embeddings is not None and snapshot.embeddings.table is store.tables["emb-2"]
 
 
-async def test_a_version_over_the_memory_bound_is_refused_and_the_previous_keeps_serving() -> None:
+@pytest.mark.parametrize(
+    ("ivf_min_vectors", "needed"),
+    [(200_000, "need 27 MB indexed (hnsw)"), (1000, "need 13 MB indexed (ivf)")],
+)
+async def test_a_version_over_the_memory_bound_is_refused_and_the_previous_keeps_serving(
+    ivf_min_vectors: int, needed: str
+) -> None:
     store = Store()
     store.active["embeddings"] = "emb-1"
-    models = tracker(store, max_mb=8)
+    models = tracker(store, max_mb=8, ivf_min_vectors=ivf_min_vectors)
     first = await models.refresh()
-    store.tables["emb-2"] = table(2, count=100_000)  # about 17 MB indexed, over 8
+    store.tables["emb-2"] = table(2, count=150_000)
     store.active.update(embeddings="emb-2", neighbours="nb-2")
     snapshot = await models.refresh()
     assert snapshot.embeddings_version == "emb-1"
     assert snapshot.embeddings is first.embeddings
     assert snapshot.neighbours_version == "nb-2"  # the other models move on
-    assert "over RECS_EMBEDDINGS_MAX_MB" in models.refused["emb-2"]
+    assert f"{needed}, over RECS_EMBEDDINGS_MAX_MB (8)" in models.refused["emb-2"]
     reads = len(store.reads)
     assert (await models.refresh()) is snapshot  # refused once, not read again
     assert len(store.reads) == reads
@@ -125,6 +132,17 @@ async def test_a_rollback_is_served_from_memory_and_two_indexes_at_most_stay() -
     await models.refresh()
     assert store.reads[-1] == "emb-1"
     assert len(models._indexes) <= 2
+
+
+async def test_a_version_from_the_threshold_on_is_served_from_ivf() -> None:
+    store = Store()
+    store.tables["emb-2"] = table(2, count=1000)
+    models = tracker(store, ivf_min_vectors=1000)
+    for version, kind in (("emb-1", "hnsw"), ("emb-2", "ivf")):
+        store.active["embeddings"] = version
+        snapshot = await models.refresh()
+        assert snapshot.embeddings is not None and snapshot.embeddings.kind == kind
+        assert snapshot.embeddings.recall >= 0.95
 
 
 async def test_an_empty_version_is_refused() -> None:
