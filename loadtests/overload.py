@@ -32,6 +32,7 @@ import math
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -202,6 +203,12 @@ def _endpoint_rows(
     attack(targets, 3, None, folder)  # warm every id
     closed = attack(targets, seconds, None, folder)
     knee = sum(1 for a in closed if _good(a)) / seconds
+    if not knee:
+        statuses = Counter("degraded" if a.degraded else a.status for a in closed)
+        raise SystemExit(
+            f"{mode} {endpoint}: no whole 200 in the closed loop ({dict(statuses)}); "
+            "is the demo loaded in the stack (`recs demo load`)?"
+        )
     normal = attack(targets, 5, knee * 0.5, folder)
     normal_p99 = p99([a.latency_s for a in normal if a.status == 200])
     print(f"{mode} {endpoint}: knee {knee:.0f} req/s; at 50 %: p99 {normal_p99 * 1000:.1f} ms")

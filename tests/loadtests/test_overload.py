@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from loadtests import overload
@@ -39,3 +41,15 @@ def test_an_unknown_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         overload.main(["--modes", "embedded,cloud"])
     assert exit_.value.code == 2 and "unknown cloud" in capsys.readouterr().err
+
+
+def test_a_closed_loop_without_a_whole_answer_stops_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A remote service whose DynamoDB lost the demo answers every feed degraded, and fast.
+    def attack(targets: Path, seconds: float, rate: float | None, folder: Path) -> list[Answer]:
+        return [Answer(0.0, 200, 0.001, degraded=True), Answer(0.1, 503, 0.001)]
+
+    monkeypatch.setattr(overload, "attack", attack)
+    with pytest.raises(SystemExit, match="no whole 200 in the closed loop"):
+        overload._endpoint_rows("remote", "http://x", "feed", 1.0, tmp_path)
