@@ -47,7 +47,9 @@ def test_a_closed_loop_without_a_whole_answer_stops_the_stage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A remote service whose DynamoDB lost the demo answers every feed degraded, and fast.
-    def attack(targets: Path, seconds: float, rate: float | None, folder: Path) -> list[Answer]:
+    def attack(
+        targets: Path, seconds: float, rate: float | None, folder: Path, in_flight: int = 32
+    ) -> list[Answer]:
         return [Answer(0.0, 200, 0.001, degraded=True), Answer(0.1, 503, 0.001)]
 
     monkeypatch.setattr(overload, "attack", attack)
