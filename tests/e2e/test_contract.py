@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -167,6 +168,8 @@ def starved(loaded_env: dict[str, str], data_root: Path) -> Iterator[ServiceProc
             "RECS_DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{procs.free_port()}",
             "RECS_API_KEYS": API_KEYS[0],
             "RECS_MAX_IN_FLIGHT_WRITES": "1",
+            # The held write below keeps its slot for longer than the test waits for a 503.
+            "RECS_BODY_TIMEOUT_S": "120",
             "RECS_LOG_LEVEL": "error",
         },
         log=data_root / "starved.log",
@@ -203,8 +206,14 @@ def check_starved(generated: ModuleType, starved: ServiceProcess, keyed: Any) ->
             b"Authorization: Bearer " + API_KEYS[0].encode() + b"\r\n\r\n{"
         )
 
+        seen: list[tuple[int, str]] = []
+
         def overloaded() -> bool:
             answer = post.sync_detailed(client=keyed, body=events(generated, event(4)))
+            seen.append((answer.status_code, type(answer.parsed).__name__))
             return answer.status_code == 503 and isinstance(answer.parsed, m.ErrorBody)
 
-        wait_for(overloaded, timeout_s=30)
+        try:
+            wait_for(overloaded, timeout_s=30)
+        except AssertionError:
+            raise AssertionError(f"no overload 503; answers seen: {Counter(seen)}") from None
