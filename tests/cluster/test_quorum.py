@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cassandra import Unavailable
+from cassandra.cluster import NoHostAvailable
 
 from app.config import Settings
 from app.schema import cql
@@ -49,6 +51,18 @@ def hosts_up(settings: Settings) -> int:
         cluster.shutdown()
 
 
+def schema_applied(session: Any, settings: Settings) -> bool:
+    """The schema applied, and a quorum read answered with each node coordinating."""
+    keyspace = settings.scylla_keyspace
+    try:
+        cql.apply(session, keyspace=keyspace, replication=REPLICATION)
+        for host in session.cluster.metadata.all_hosts():
+            session.execute(f"SELECT version FROM {keyspace}.schema_migrations", host=host)
+    except (NoHostAvailable, Unavailable):
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def cluster_env(loaded_env: dict[str, str], dataset: Dataset) -> Iterator[dict[str, str]]:
     """The session's DynamoDB table and catalog, and the dataset's models in a keyspace of
@@ -75,7 +89,9 @@ def cluster_env(loaded_env: dict[str, str], dataset: Dataset) -> Iterator[dict[s
         wait_for(lambda: hosts_up(settings) == 3, timeout_s=120, step_s=1)
         admin, session = connect(settings.model_copy(update={"scylla_timeout_ms": 30_000}))
         try:
-            cql.apply(session, keyspace=settings.scylla_keyspace, replication=REPLICATION)
+            # The driver may see three nodes up before each node's gossip does: a node that
+            # still counts itself alone refuses quorum. Schema changes are idempotent.
+            wait_for(lambda: schema_applied(session, settings), timeout_s=120, step_s=2)
             recs_cli(env, "load", "neighbours", str(dataset.path / "neighbours.csv.gz"),
                      "--version", "cluster-one", "--quiet")  # fmt: skip
             recs_cli(env, "load", "popular", str(dataset.path / "popular.csv"), "--quiet")
