@@ -63,6 +63,23 @@ def schema_applied(session: Any, settings: Settings) -> bool:
     return True
 
 
+def load(env: dict[str, str], *args: str) -> None:
+    """`recs load ...`, again until it succeeds: freshly started nodes on a busy box may time
+    out a quorum write, and a load of the same file rewrites the same version."""
+    failures: list[str] = []
+
+    def loaded() -> bool:
+        result = recs_cli(env, "load", *args, "--quiet", check=False)
+        if result.returncode:
+            failures.append(result.stderr[-500:])
+        return result.returncode == 0
+
+    try:
+        wait_for(loaded, timeout_s=300, step_s=5)
+    except AssertionError:
+        raise AssertionError(f"recs load {args[0]} kept failing: {failures[-3:]}") from None
+
+
 @pytest.fixture(scope="module")
 def cluster_env(loaded_env: dict[str, str], dataset: Dataset) -> Iterator[dict[str, str]]:
     """The session's DynamoDB table and catalog, and the dataset's models in a keyspace of
@@ -92,9 +109,9 @@ def cluster_env(loaded_env: dict[str, str], dataset: Dataset) -> Iterator[dict[s
             # The driver may see three nodes up before each node's gossip does: a node that
             # still counts itself alone refuses quorum. Schema changes are idempotent.
             wait_for(lambda: schema_applied(session, settings), timeout_s=120, step_s=2)
-            recs_cli(env, "load", "neighbours", str(dataset.path / "neighbours.csv.gz"),
-                     "--version", "cluster-one", "--quiet")  # fmt: skip
-            recs_cli(env, "load", "popular", str(dataset.path / "popular.csv"), "--quiet")
+            neighbours = str(dataset.path / "neighbours.csv.gz")
+            load(env, "neighbours", neighbours, "--version", "cluster-one")
+            load(env, "popular", str(dataset.path / "popular.csv"))
             yield env
             session.execute(f"DROP KEYSPACE IF EXISTS {settings.scylla_keyspace}", timeout=60)
         finally:
