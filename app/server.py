@@ -176,18 +176,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _shed(self, cycle: RequestResponseCycle) -> None:
         """503 with Retry-After, written at once; the connection stays open when it may."""
         body = b"" if cycle.scope["method"] == "HEAD" else SHED_BODY
-        head = [STATUS_LINE[503]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head += [
-            b"content-type: application/json\r\n",
-            b"content-length: ", str(len(SHED_BODY)).encode(), b"\r\n",
-            b"retry-after: 1\r\n",
-            b"x-request-id: ", request_id_of(cycle.scope["headers"]).encode(), b"\r\n",
-        ]  # fmt: skip
+        extra = [
+            b"retry-after: 1",
+            b"x-request-id: " + request_id_of(cycle.scope["headers"]).encode(),
+        ]
         if not cycle.keep_alive:
-            head.append(b"connection: close\r\n")
-        self.transport.write(b"".join(head) + b"\r\n" + body)
+            extra.append(b"connection: close")
+        self.transport.write(self._json_head(503, len(SHED_BODY), extra) + body)
         # The cycle is answered: uvicorn drops the rest of its body and starts the next one.
         cycle.response_started = cycle.response_complete = True
         if not cycle.keep_alive:
@@ -197,17 +192,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _answer(self, status: int, code: str, message: str) -> None:
         self._disarm()
         body = error_body(code, message)
+        if not self.transport.is_closing():
+            head = self._json_head(status, len(body), [b"connection: close"])
+            self.transport.write(head + body)
+            self.transport.close()
+
+    def _json_head(self, status: int, length: int, extra: list[bytes]) -> bytes:
+        """Status line, the server's default headers, a JSON body's type and length, `extra`."""
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
-        head += [
-            b"content-type: application/json\r\n",
-            b"content-length: ", str(len(body)).encode(), b"\r\n",
-            b"connection: close\r\n\r\n",
-        ]  # fmt: skip
-        if not self.transport.is_closing():
-            self.transport.write(b"".join(head) + body)
-            self.transport.close()
+        head += [b"content-type: application/json\r\ncontent-length: ", str(length).encode()]
+        for line in extra:
+            head += [b"\r\n", line]
+        head.append(b"\r\n\r\n")
+        return b"".join(head)
 
 
 class _TooManyHeaders(httptools.HttpParserError):
